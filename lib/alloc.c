@@ -1,0 +1,92 @@
+/* alloc.c: hand out data chunks (cow-format.md, "Allocating a chunk"):
+ * next_free moves on by one and steps over metadata areas.  A file store
+ * grows ahead of the allocations; the device, or the cap on it, decides
+ * when the store is full.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "store-internal.h"
+
+/* Grow the COW file to hold at least `chunks` chunks.  It grows by a
+ * sixteenth at a time (at least 16 chunks), so a busy store does not
+ * call ftruncate per chunk, and never past max_chunks.
+ */
+int
+store_grow_for (struct cow_store *s, chunk_t chunks)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->grow_lock);
+  chunk_t have, target, step;
+  int r;
+
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+    have = s->dev_chunks;
+  }
+  if (chunks <= have)
+    return 0;
+  step = have / 16 > 16 ? have / 16 : 16;
+  target = chunks + step;
+  if (target > s->max_chunks || target < chunks)
+    target = s->max_chunks > chunks ? s->max_chunks : chunks;
+  r = s->cow->ops->grow (s->cow, chunk_offset (s, target));
+  if (r < 0)
+    return store_error (s, -r, "cannot grow the COW file to %" PRIu64
+                        " bytes: %s", chunk_offset (s, target),
+                        strerror (-r));
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+    s->dev_chunks = target;
+    s->dev_size = chunk_offset (s, target);
+  }
+  return 0;
+}
+
+int
+cow_store_allocate (struct cow_store *s, chunk_t *new_chunk)
+{
+  uint32_t E = s->exceptions_per_area;
+  chunk_t c, next, need;
+  int r;
+
+  if (s->readonly)
+    return store_error (s, EROFS, "the store is read-only");
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+    if (s->failed)
+      return store_error (s, -s->failed, "the store has failed after an "
+                          "I/O error and accepts no more writes");
+    if (!s->valid)
+      return store_error (s, EIO, "the store is invalidated");
+    c = s->next_free;
+    next = cow_skip_metadata (E, c + 1);
+    /* When next_free steps over an area, that area must exist on the
+     * device too: the batch that fills the area before it zeroes it
+     * (cow-format.md: the kernel then holds E-1 records, not E).
+     */
+    need = next > c + 1 ? c + 2 : c + 1;
+    if (need > s->max_chunks)
+      return store_error (s, ENOSPC, "the COW store is full (%" PRIu64
+                          " chunks of %" PRIu64 " bytes)",
+                          s->max_chunks, s->chunk_bytes);
+    s->next_free = next;
+    if (need <= s->dev_chunks) {
+      *new_chunk = c;
+      return 0;
+    }
+  }
+
+  r = store_grow_for (s, need);
+  if (r < 0) {
+    /* Give the chunk back if nobody allocated after it. */
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+    if (s->next_free == next)
+      s->next_free = c;
+    return r;
+  }
+  *new_chunk = c;
+  return 0;
+}

@@ -1,0 +1,118 @@
+/* io.h: the I/O backend interface under the exception store.
+ *
+ * Both the COW store and the origin are reached through a struct cow_io,
+ * so that the store can run on a file or block device (io-fd.c), on
+ * memory with injected faults (io-mem.c), or on anything a caller
+ * supplies (the plugin's libnbd origin, the tests' recording backend).
+ *
+ * Every op returns 0 on success or a negative errno.  pread and pwrite
+ * transfer the whole count or fail: a read past the end is -EIO.  The
+ * ops may be called from many threads at once.
+ */
+#ifndef SNAPCOW_IO_H
+#define SNAPCOW_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cow_io;
+
+struct cow_io_ops {
+  const char *name;
+  int (*pread) (struct cow_io *io, void *buf, size_t count, uint64_t offset);
+  int (*pwrite) (struct cow_io *io, const void *buf, size_t count,
+                 uint64_t offset);
+  /* Everything written before the call is on stable storage after it. */
+  int (*sync) (struct cow_io *io);
+  int (*get_size) (struct cow_io *io, uint64_t *size);
+  /* Extend the device to at least size bytes, reading as zeroes.
+   * -ENOTSUP where the size is fixed (a block device).  May be NULL.
+   */
+  int (*grow) (struct cow_io *io, uint64_t size);
+  /* The range reads as zeroes afterwards, deallocated where the backend
+   * can.  The range lies within the device.  May be NULL: the store
+   * then writes zeroes.
+   */
+  int (*punch) (struct cow_io *io, uint64_t offset, uint64_t count);
+  /* Block status: sets *length (> 0, <= count) to the extent starting
+   * at offset that is all hole (*is_hole true) or all data.  May be
+   * NULL: everything is data.
+   */
+  int (*extent) (struct cow_io *io, uint64_t offset, uint64_t count,
+                 uint64_t *length, bool *is_hole);
+  void (*close) (struct cow_io *io);
+};
+
+struct cow_io {
+  const struct cow_io_ops *ops;
+};
+
+static inline int
+cow_io_pread (struct cow_io *io, void *buf, size_t count, uint64_t offset)
+{
+  return io->ops->pread (io, buf, count, offset);
+}
+
+static inline int
+cow_io_pwrite (struct cow_io *io, const void *buf, size_t count,
+               uint64_t offset)
+{
+  return io->ops->pwrite (io, buf, count, offset);
+}
+
+static inline int
+cow_io_sync (struct cow_io *io)
+{
+  return io->ops->sync (io);
+}
+
+static inline int
+cow_io_get_size (struct cow_io *io, uint64_t *size)
+{
+  return io->ops->get_size (io, size);
+}
+
+static inline void
+cow_io_close (struct cow_io *io)
+{
+  if (io)
+    io->ops->close (io);
+}
+
+/* io-fd.c: a file or block device.  The backend takes ownership of fd
+ * (closed by cow_io_close).
+ */
+extern struct cow_io *cow_io_fd_new (int fd);
+
+/* io-mem.c: memory, for tests and the fuzzer.  The image starts as a
+ * copy of data (size bytes; data may be NULL for zeroes).  If growable,
+ * grow extends it.
+ */
+extern struct cow_io *cow_io_mem_new (const void *data, size_t size,
+                                      bool growable);
+/* The current image (valid until the next write or grow). */
+extern const uint8_t *cow_io_mem_data (struct cow_io *io, size_t *size);
+/* Fault injection: the nth (1-based, counted from now) call of the
+ * given op fails with -err; 0 disables.  op is one of "pread",
+ * "pwrite", "sync", "grow", "punch".  If sticky, every later call of
+ * that op fails too.
+ */
+extern void cow_io_mem_fail (struct cow_io *io, const char *op,
+                             unsigned nth, int err, bool sticky);
+/* How many times each op was called since creation. */
+struct cow_io_mem_counts {
+  unsigned pread, pwrite, sync, grow, punch;
+};
+extern void cow_io_mem_counts (struct cow_io *io,
+                               struct cow_io_mem_counts *counts);
+
+/* lock.c: take an advisory lock on fd so a second server cannot open
+ * the same store.  exclusive for writers, shared for read-only.  The
+ * lock belongs to the open file description, so it survives nbdkit's
+ * fork into the background.  Returns 0, -EBUSY if held elsewhere, or
+ * another -errno.
+ */
+extern int cow_lock_fd (int fd, bool exclusive);
+
+#endif /* SNAPCOW_IO_H */

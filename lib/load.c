@@ -1,0 +1,169 @@
+/* load.c: read and validate the metadata areas of an existing store
+ * (cow-format.md, "Loading").  Every field is untrusted: each record is
+ * checked against the geometry before it enters the table, and the
+ * first bad one fails the open with its area and index.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store-internal.h"
+
+/* Where a new_chunk was seen, for the duplicate check. */
+struct seen {
+  chunk_t new_chunk;
+  uint64_t seq;                 /* record number over all areas */
+};
+
+static int
+compare_seen (const void *a, const void *b)
+{
+  const struct seen *x = a, *y = b;
+
+  if (x->new_chunk != y->new_chunk)
+    return x->new_chunk < y->new_chunk ? -1 : 1;
+  return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int
+check_record (struct cow_store *s, uint64_t area, uint32_t i,
+              const struct core_exception *e)
+{
+  uint32_t E = s->exceptions_per_area;
+  chunk_t other;
+
+  if (cow_is_metadata_chunk (E, e->new_chunk))
+    return store_error (s, EINVAL, "area %" PRIu64 " record %" PRIu32
+                        ": new_chunk %" PRIu64 " points at a metadata area",
+                        area, i, e->new_chunk);
+  if (e->new_chunk >= s->dev_chunks)
+    return store_error (s, EINVAL, "area %" PRIu64 " record %" PRIu32
+                        ": new_chunk %" PRIu64 " is past the end of the "
+                        "store (%" PRIu64 " chunks)",
+                        area, i, e->new_chunk, s->dev_chunks);
+  if (e->old_chunk >= s->origin_chunks)
+    return store_error (s, EINVAL, "area %" PRIu64 " record %" PRIu32
+                        ": old_chunk %" PRIu64 " is past the end of the "
+                        "origin (%" PRIu64 " chunks): is this the right "
+                        "origin?", area, i, e->old_chunk, s->origin_chunks);
+  if (table_lookup (&s->table, e->old_chunk, &other))
+    return store_error (s, EINVAL, "area %" PRIu64 " record %" PRIu32
+                        ": duplicate old_chunk %" PRIu64 " (already mapped "
+                        "to new_chunk %" PRIu64 ")",
+                        area, i, e->old_chunk, other);
+  return 0;
+}
+
+/* No two records may share a new_chunk. */
+static int
+check_new_chunks_unique (struct cow_store *s, struct seen *seen, uint64_t n)
+{
+  uint32_t E = s->exceptions_per_area;
+
+  qsort (seen, n, sizeof *seen, compare_seen);
+  for (uint64_t k = 1; k < n; k++)
+    if (seen[k].new_chunk == seen[k - 1].new_chunk)
+      return store_error (s, EINVAL, "area %" PRIu64 " record %" PRIu64
+                          ": new_chunk %" PRIu64 " is also used by area %"
+                          PRIu64 " record %" PRIu64,
+                          seen[k].seq / E, seen[k].seq % E,
+                          seen[k].new_chunk,
+                          seen[k - 1].seq / E, seen[k - 1].seq % E);
+  return 0;
+}
+
+int
+store_load (struct cow_store *s)
+{
+  uint32_t E = s->exceptions_per_area;
+  struct seen *seen = NULL;
+  uint64_t n = 0, cap = 0, area;
+  chunk_t max_new = 0;
+  int r;
+
+  for (area = 0;; area++) {
+    chunk_t loc = cow_area_location (E, area);
+    uint32_t i;
+
+    if (loc >= s->dev_chunks) {
+      if (area == 0)
+        r = store_error (s, EINVAL, "the store is too small: %" PRIu64
+                         " bytes, less than a header and one area (%"
+                         PRIu64 " bytes)", s->dev_size, 2 * s->chunk_bytes);
+      else
+        r = store_error (s, EINVAL, "area %" PRIu64 " (chunk %" PRIu64
+                         ") is past the end of the store (%" PRIu64
+                         " chunks): the last area is full and has no "
+                         "successor (truncated store?)",
+                         area, loc, s->dev_chunks);
+      goto out;
+    }
+    r = cow_io_pread (s->cow, s->area, s->chunk_bytes, chunk_offset (s, loc));
+    if (r < 0) {
+      r = store_error (s, -r, "cannot read area %" PRIu64 " at chunk %"
+                       PRIu64 ": %s", area, loc, strerror (-r));
+      goto out;
+    }
+    for (i = 0; i < E; i++) {
+      struct core_exception e;
+
+      cow_decode_exception (s->area, i, &e);
+      if (e.new_chunk == 0)
+        break;
+      r = check_record (s, area, i, &e);
+      if (r < 0)
+        goto out;
+      r = table_insert_locked (&s->table, e.old_chunk, e.new_chunk);
+      if (r < 0) {
+        r = store_error (s, -r, "cannot load area %" PRIu64 " record %"
+                         PRIu32 ": %s", area, i, strerror (-r));
+        goto out;
+      }
+      if (n == cap) {
+        struct seen *p;
+        cap = cap ? 2 * cap : 1024;
+        p = realloc (seen, cap * sizeof *seen);
+        if (p == NULL) {
+          r = store_error (s, ENOMEM, "out of memory");
+          goto out;
+        }
+        seen = p;
+      }
+      seen[n] = (struct seen) { .new_chunk = e.new_chunk,
+                                .seq = area * E + i };
+      n++;
+      if (e.new_chunk > max_new)
+        max_new = e.new_chunk;
+    }
+    if (i < E) {
+      /* The current area.  Anything after the terminator is stray (a
+       * torn write of a later batch, say): drop it from the buffer, or
+       * the next area write would bring it back to life.
+       */
+      s->current_area = area;
+      s->current_committed = i;
+      memset (s->area + (size_t) i * sizeof (struct disk_exception), 0,
+              s->chunk_bytes - (size_t) i * sizeof (struct disk_exception));
+      break;
+    }
+  }
+
+  r = check_new_chunks_unique (s, seen, n);
+  if (r < 0)
+    goto out;
+  s->records = n;
+  /* Records may be out of allocation order after a crash: the highest
+   * one decides.
+   */
+  s->next_free = n ? cow_skip_metadata (E, max_new + 1) : 2;
+  store_message (s, COW_MSG_DEBUG, "loaded %" PRIu64 " records in %" PRIu64
+                 " areas, next free chunk %" PRIu64,
+                 n, s->current_area + 1, s->next_free);
+
+ out:
+  free (seen);
+  return r;
+}

@@ -1,0 +1,170 @@
+/* snapcow.h: the public interface of libsnapcow, the exception store.
+ *
+ * This is the only lib/ header that plugin/, the tool and the tests
+ * include.  It has no nbdkit or libnbd dependency: every byte goes
+ * through a struct cow_io backend (io.h), one for the COW store and one
+ * for the origin.
+ *
+ * A store is opened over two backends, loaded and validated
+ * (cow-format.md, "Loading"), and then serves the snapshot: reads,
+ * copy-on-write writes, zeroes, and commits of the exception records
+ * in the kernel's order (cow-format.md, "Committing").  The functions
+ * below are safe to call from many threads at once unless they say
+ * otherwise.
+ *
+ * Errors: functions return 0 (or a count) on success and a negative
+ * errno on failure.  The message, when there is one, has been handed to
+ * the params.message callback, once, where the fault was found.
+ */
+#ifndef SNAPCOW_H
+#define SNAPCOW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "io.h"
+
+/* A chunk number, in units of whole chunks (cow-format.md, "Units"). */
+typedef uint64_t chunk_t;
+
+/* Fixed by the format. */
+#define COW_SECTOR_SIZE        512
+#define COW_SNAP_MAGIC         0x70416e53u   /* "SnAp" */
+#define COW_DISK_VERSION       1
+#define COW_DEFAULT_CHUNK_SECTORS 32         /* 16 KiB, the kernel's default */
+/* The kernel refuses chunk sizes above INT_MAX >> 9 sectors; the largest
+ * power of two under that is 1 GiB.
+ */
+#define COW_KERNEL_MAX_CHUNK_SECTORS (1u << 21)
+/* Our own cap: an area buffer and every copy-on-write buffer is one
+ * chunk, so a 1 GiB chunk would cost gigabytes per request.  LVM's
+ * largest chunk is 512 KiB; we allow up to 1 MiB.
+ */
+#define COW_MAX_CHUNK_SECTORS  (1u << 11)
+
+/* Message levels handed to the callback. */
+enum cow_msg_level {
+  COW_MSG_ERROR,      /* the call that reported it fails */
+  COW_MSG_WARNING,    /* something the user should know; the call goes on */
+  COW_MSG_DEBUG,      /* details for nbdkit -v */
+};
+
+typedef void (*cow_msg_fn) (void *opaque, enum cow_msg_level level,
+                            const char *msg);
+
+/* What the caller tells cow_store_open. */
+struct cow_store_params {
+  uint32_t chunk_sectors;  /* chunk size for a new store, in 512-byte
+                            * sectors; 0 means the default (32).  An
+                            * existing store's own size wins. */
+  uint64_t max_size;       /* cap on the COW device in bytes when it can
+                            * grow (a file); 0 means no cap */
+  bool readonly;           /* write nothing to either backend */
+  cow_msg_fn message;      /* may be NULL */
+  void *message_opaque;
+};
+
+struct cow_store;
+
+/* Usage in 512-byte sectors, as the kernel's status line prints it
+ * (cow-format.md, "Usage figures").
+ */
+struct cow_usage {
+  uint64_t allocated_sectors;  /* next_free * chunk_sectors */
+  uint64_t total_sectors;      /* size of the COW device now */
+  uint64_t metadata_sectors;   /* (current_area + 2) * chunk_sectors */
+  uint64_t records;            /* exceptions, committed or not */
+  uint64_t pending;            /* of those, not yet committed */
+  uint64_t current_area;
+  uint32_t chunk_sectors;
+  bool valid;
+};
+
+/* Open a store.  Reads chunk 0; a magic of 0 means a new store, which is
+ * initialised (unless params->readonly: then it serves the origin
+ * unchanged and writes nothing).  Otherwise the header and every record
+ * are validated and loaded.  On success *storep owns neither backend:
+ * the caller closes them after cow_store_close.
+ */
+extern int cow_store_open (struct cow_io *cow, struct cow_io *origin,
+                           const struct cow_store_params *params,
+                           struct cow_store **storep);
+
+/* Let a store opened read-only take writes from now on (nbdkit only
+ * learns whether it is read-only when a client connects).  A new store
+ * is initialised now.  The cow backend must accept writes.
+ */
+extern int cow_store_set_writable (struct cow_store *s);
+
+/* Commit what is pending (unless read-only or failed) and free the
+ * store.  Returns the commit's result.
+ */
+extern int cow_store_close (struct cow_store *s);
+
+/* Geometry. */
+extern uint32_t cow_store_chunk_sectors (const struct cow_store *s);
+extern uint64_t cow_store_origin_size (const struct cow_store *s); /* bytes */
+
+/* Look up the COW chunk of an origin chunk.  Lock-free.  Returns true
+ * and sets *new_chunk when the chunk has an exception (committed or
+ * not).
+ */
+extern bool cow_store_lookup (const struct cow_store *s, chunk_t old_chunk,
+                              chunk_t *new_chunk);
+
+/* Hand out the next free data chunk, skipping metadata areas and growing
+ * a file store as needed.  -ENOSPC when the store is full, -EROFS when
+ * read-only, -EIO after a failed commit.
+ */
+extern int cow_store_allocate (struct cow_store *s, chunk_t *new_chunk);
+
+/* Record old_chunk -> new_chunk once new_chunk's data has been written.
+ * The mapping is visible to lookups at once and durable after the next
+ * successful cow_store_commit.
+ */
+extern int cow_store_add_exception (struct cow_store *s, chunk_t old_chunk,
+                                    chunk_t new_chunk);
+
+/* Make every write completed before the call durable, and every record
+ * added before the call committed: sync the data, zero the next area
+ * where one fills, write the areas, sync.  Concurrent callers share one
+ * commit.  A failed commit fails the store: every later write and
+ * commit returns -EIO (a failed sync is never retried as if it had
+ * succeeded).
+ */
+extern int cow_store_commit (struct cow_store *s);
+
+/* Mark the store invalid on disk (header valid=0), as the kernel does.
+ * Nothing else is changed.  The store refuses writes afterwards.
+ */
+extern int cow_store_invalidate (struct cow_store *s);
+
+extern void cow_store_usage (struct cow_store *s, struct cow_usage *u);
+
+/* The snapshot as a block device of cow_store_origin_size bytes.
+ * Requests may have any length and alignment within the device.  With
+ * fua, the data (and any record it needed) is durable on return.
+ */
+extern int cow_snapshot_pread (struct cow_store *s, void *buf,
+                               uint32_t count, uint64_t offset);
+extern int cow_snapshot_pwrite (struct cow_store *s, const void *buf,
+                                uint32_t count, uint64_t offset, bool fua);
+/* The range reads as zeroes afterwards.  Whole chunks are deallocated
+ * in the COW file (punched) rather than written.
+ */
+extern int cow_snapshot_zero (struct cow_store *s, uint32_t count,
+                              uint64_t offset, bool fua);
+
+/* Block status.  Calls add(opaque, offset, length, is_zero) for
+ * consecutive extents covering at least [offset, offset+1) and at most
+ * [offset, offset+count).  is_zero is true only where the range is
+ * known to read as zeroes (a hole in the COW chunk or in the origin).
+ */
+typedef int (*cow_extent_fn) (void *opaque, uint64_t offset, uint64_t length,
+                              bool is_zero);
+extern int cow_snapshot_extents (struct cow_store *s, uint32_t count,
+                                 uint64_t offset, cow_extent_fn add,
+                                 void *opaque);
+
+#endif /* SNAPCOW_H */

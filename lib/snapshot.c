@@ -1,0 +1,296 @@
+/* snapshot.c: the snapshot as a block device: reads, copy-on-write
+ * writes, zeroes and block status over any range, chunk by chunk.
+ *
+ * Hot path: a chunk with an exception costs one lock-free lookup and
+ * goes straight to its COW chunk; runs of such chunks that are
+ * contiguous in the store, and runs of chunks without one, are served
+ * by one backend call each.
+ *
+ * A chunk without an exception is copied under its chunk lock, and the
+ * lookup is repeated under the lock: two writers racing to the same new
+ * chunk are serialised, the second finds the exception and writes
+ * through it, so nothing is lost and no chunk is allocated twice.  The
+ * exception becomes visible only after the chunk's data is written, so
+ * a reader sees the origin or the full copy, never a half-made chunk.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store-internal.h"
+
+/* The extent of a request within one chunk. */
+struct piece {
+  chunk_t chunk;
+  uint64_t in;                  /* byte offset in the chunk */
+  uint64_t n;                   /* bytes */
+};
+
+static struct piece
+piece_at (const struct cow_store *s, uint64_t offset, uint64_t count)
+{
+  struct piece p = {
+    .chunk = offset >> s->chunk_shift,
+    .in = offset & (s->chunk_bytes - 1),
+  };
+
+  p.n = s->chunk_bytes - p.in < count ? s->chunk_bytes - p.in : count;
+  return p;
+}
+
+/* Extend a run that starts at `offset` (chunk c, mapped to nc or not)
+ * over the following chunks with the same state, contiguous in the
+ * store when mapped.  Returns the run's length in bytes.
+ */
+static uint64_t
+run_length (const struct cow_store *s, uint64_t offset, uint64_t count,
+            bool mapped, chunk_t c, chunk_t nc)
+{
+  uint64_t n = piece_at (s, offset, count).n;
+
+  while (n < count) {
+    chunk_t next = (offset + n) >> s->chunk_shift, nc2;
+    bool m2 = cow_store_lookup (s, next, &nc2);
+
+    if (m2 != mapped || (mapped && nc2 != nc + (next - c)))
+      break;
+    n += count - n < s->chunk_bytes ? count - n : s->chunk_bytes;
+  }
+  return n;
+}
+
+static int
+check_range (const struct cow_store *s, uint64_t count, uint64_t offset)
+{
+  if (offset > s->origin_size || count > s->origin_size - offset)
+    return store_error (s, EINVAL, "request of %" PRIu64 " bytes at %"
+                        PRIu64 " is past the end of the snapshot (%" PRIu64
+                        " bytes)", count, offset, s->origin_size);
+  return 0;
+}
+
+static int
+io_failed (const struct cow_store *s, int r, const char *what,
+           const char *where, uint64_t offset)
+{
+  return store_error (s, -r, "%s the %s at offset %" PRIu64 ": %s",
+                      what, where, offset, strerror (-r));
+}
+
+int
+cow_snapshot_pread (struct cow_store *s, void *buf, uint32_t count,
+                    uint64_t offset)
+{
+  char *p = buf;
+  int r = check_range (s, count, offset);
+
+  while (r == 0 && count > 0) {
+    struct piece pc = piece_at (s, offset, count);
+    chunk_t nc = 0;
+    bool mapped = cow_store_lookup (s, pc.chunk, &nc);
+    uint64_t n = run_length (s, offset, count, mapped, pc.chunk, nc);
+
+    if (mapped) {
+      uint64_t at = chunk_offset (s, nc) + pc.in;
+      r = cow_io_pread (s->cow, p, n, at);
+      if (r < 0)
+        return io_failed (s, r, "cannot read", "COW store", at);
+    }
+    else {
+      r = cow_io_pread (s->origin, p, n, offset);
+      if (r < 0)
+        return io_failed (s, r, "cannot read", "origin", offset);
+    }
+    p += n;
+    offset += n;
+    count -= n;
+  }
+  return r;
+}
+
+static int
+write_cow (struct cow_store *s, const void *buf, uint64_t n, uint64_t at)
+{
+  int r = cow_io_pwrite (s->cow, buf, n, at);
+
+  if (r < 0)
+    return io_failed (s, r, "cannot write", "COW store", at);
+  store_note_write (s);
+  return 0;
+}
+
+/* Make the range zero in the COW device: punch where the backend can. */
+static int
+zero_cow (struct cow_store *s, uint64_t n, uint64_t at)
+{
+  int r;
+
+  if (s->cow->ops->punch == NULL)
+    return write_cow (s, s->zero_chunk, n, at);
+  r = s->cow->ops->punch (s->cow, at, n);
+  if (r < 0)
+    return io_failed (s, r, "cannot zero", "COW store", at);
+  store_note_write (s);
+  return 0;
+}
+
+/* What to put in a new chunk. */
+enum fill { FILL_DATA, FILL_ZERO };
+
+/* Give origin chunk pc.chunk an exception whose chunk holds the origin's
+ * data with pc's bytes replaced by buf (FILL_DATA) or by zeroes
+ * (FILL_ZERO), or, if another writer got there first, write through
+ * its exception.  Takes the chunk lock.
+ */
+static int
+copy_on_write (struct cow_store *s, const struct piece *pc, const void *buf,
+               enum fill fill)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (chunk_lock_for (&s->chunk_locks, pc->chunk));
+  uint64_t valid = chunk_valid_bytes (s, pc->chunk);
+  bool whole = pc->in == 0 && pc->n == valid;
+  chunk_t nc;
+  int r;
+
+  if (cow_store_lookup (s, pc->chunk, &nc)) {
+    uint64_t at = chunk_offset (s, nc) + pc->in;
+    return fill == FILL_ZERO && whole ? zero_cow (s, valid, at)
+      : write_cow (s, fill == FILL_ZERO ? s->zero_chunk : buf, pc->n, at);
+  }
+
+  r = cow_store_allocate (s, &nc);
+  if (r < 0)
+    return r;
+  if (whole) {
+    /* The client supplies every byte: no need to read the origin.  A
+     * chunk past the old next_free may hold stray data from before a
+     * crash, so a zeroed chunk is zeroed for real.
+     */
+    r = fill == FILL_ZERO ? zero_cow (s, valid, chunk_offset (s, nc))
+      : write_cow (s, buf, valid, chunk_offset (s, nc));
+  }
+  else {
+    CLEANUP_FREE char *tmp = malloc (valid);
+
+    if (tmp == NULL)
+      return store_error (s, ENOMEM, "out of memory");
+    r = cow_io_pread (s->origin, tmp, valid, chunk_offset (s, pc->chunk));
+    if (r < 0)
+      return io_failed (s, r, "cannot read", "origin",
+                        chunk_offset (s, pc->chunk));
+    if (fill == FILL_ZERO)
+      memset (tmp + pc->in, 0, pc->n);
+    else
+      memcpy (tmp + pc->in, buf, pc->n);
+    r = write_cow (s, tmp, valid, chunk_offset (s, nc));
+  }
+  if (r < 0)
+    return r;                   /* the chunk leaks; no record points at it */
+  return cow_store_add_exception (s, pc->chunk, nc);
+}
+
+static int
+check_writable (const struct cow_store *s)
+{
+  if (s->readonly)
+    return store_error (s, EROFS, "the snapshot is read-only");
+  return 0;
+}
+
+int
+cow_snapshot_pwrite (struct cow_store *s, const void *buf, uint32_t count,
+                     uint64_t offset, bool fua)
+{
+  const char *p = buf;
+  int r = check_writable (s) ?: check_range (s, count, offset);
+
+  while (r == 0 && count > 0) {
+    struct piece pc = piece_at (s, offset, count);
+    chunk_t nc;
+
+    if (cow_store_lookup (s, pc.chunk, &nc)) {
+      pc.n = run_length (s, offset, count, true, pc.chunk, nc);
+      r = write_cow (s, p, pc.n, chunk_offset (s, nc) + pc.in);
+    }
+    else
+      r = copy_on_write (s, &pc, p, FILL_DATA);
+    p += pc.n;
+    offset += pc.n;
+    count -= pc.n;
+  }
+  if (r == 0 && fua)
+    r = cow_store_commit (s);
+  return r;
+}
+
+/* True if the origin reads as zeroes over the whole range. */
+static bool
+origin_is_hole (struct cow_store *s, uint64_t offset, uint64_t count)
+{
+  uint64_t len;
+  bool hole;
+
+  if (s->origin->ops->extent == NULL)
+    return false;
+  return s->origin->ops->extent (s->origin, offset, count, &len, &hole) == 0
+    && hole && len >= count;
+}
+
+int
+cow_snapshot_zero (struct cow_store *s, uint32_t count, uint64_t offset,
+                   bool fua)
+{
+  int r = check_writable (s) ?: check_range (s, count, offset);
+
+  while (r == 0 && count > 0) {
+    struct piece pc = piece_at (s, offset, count);
+    chunk_t nc;
+
+    if (cow_store_lookup (s, pc.chunk, &nc)) {
+      uint64_t at = chunk_offset (s, nc) + pc.in;
+      r = pc.n == s->chunk_bytes ? zero_cow (s, pc.n, at)
+        : write_cow (s, s->zero_chunk, pc.n, at);
+    }
+    else if (!origin_is_hole (s, offset, pc.n))
+      r = copy_on_write (s, &pc, NULL, FILL_ZERO);
+    offset += pc.n;
+    count -= pc.n;
+  }
+  if (r == 0 && fua)
+    r = cow_store_commit (s);
+  return r;
+}
+
+int
+cow_snapshot_extents (struct cow_store *s, uint32_t count, uint64_t offset,
+                      cow_extent_fn add, void *opaque)
+{
+  int r = check_range (s, count, offset);
+
+  while (r == 0 && count > 0) {
+    struct piece pc = piece_at (s, offset, count);
+    chunk_t nc = 0;
+    bool mapped = cow_store_lookup (s, pc.chunk, &nc);
+    uint64_t n = run_length (s, offset, count, mapped, pc.chunk, nc);
+    struct cow_io *io = mapped ? s->cow : s->origin;
+    uint64_t at = mapped ? chunk_offset (s, nc) + pc.in : offset;
+    uint64_t len = n;
+    bool hole = false;
+
+    if (io->ops->extent) {
+      r = io->ops->extent (io, at, n, &len, &hole);
+      if (r < 0)
+        return io_failed (s, r, "cannot get block status of",
+                          mapped ? "COW store" : "origin", at);
+      if (len == 0 || len > n)
+        len = n;
+    }
+    r = add (opaque, offset, len, hole);
+    offset += len;
+    count -= len;
+  }
+  return r;
+}

@@ -1,0 +1,124 @@
+/* store-internal.h: struct cow_store, shared by the lib/ files that
+ * implement it.  Not for plugin/ or the tool.
+ *
+ * Locks, outermost first; take them only in this order.
+ *   chunk lock       chunk_locks[old_chunk % NR_CHUNK_LOCKS] (chunk-lock.c):
+ *                    held over one chunk's copy-on-write; one at a time
+ *                    per thread.
+ *   s->commit_lock   the group-commit state (committing, tickets); never
+ *                    held over I/O.  The thread that set `committing`
+ *                    owns the area state below until it clears it.
+ *   s->grow_lock     held over growing the COW file.
+ *   s->lock          table inserts, next_free, dev_chunks, the pending
+ *                    batch, failed; never held over I/O.
+ */
+#ifndef SNAPCOW_STORE_INTERNAL_H
+#define SNAPCOW_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+
+#include "chunk-lock.h"
+#include "cleanup.h"
+#include "format.h"
+#include "snapcow.h"
+#include "table.h"
+
+struct pending {
+  struct core_exception *v;
+  size_t len, cap;
+};
+
+struct cow_store {
+  struct cow_io *cow;
+  struct cow_io *origin;
+  bool readonly;
+  cow_msg_fn message;
+  void *message_opaque;
+
+  /* Geometry, fixed after open. */
+  uint32_t chunk_sectors;       /* 512-byte sectors */
+  uint32_t chunk_shift;         /* log2 of the chunk size in bytes */
+  uint64_t chunk_bytes;
+  uint32_t exceptions_per_area; /* E */
+  uint64_t origin_size;         /* bytes; the export size */
+  chunk_t origin_chunks;        /* the last one may be partial */
+  chunk_t max_chunks;           /* the COW device may not pass this */
+  bool can_grow;
+  uint64_t max_size;            /* params->max_size */
+  bool unformatted;             /* magic 0, opened read-only: not yet
+                                 * initialised */
+
+  /* s->lock */
+  pthread_mutex_t lock;
+  struct cow_table table;
+  chunk_t next_free;            /* next data chunk to hand out */
+  uint64_t dev_size;            /* bytes in the COW device now */
+  chunk_t dev_chunks;           /* whole chunks in the COW device now */
+  struct pending pending;       /* added, not yet committed */
+  uint64_t records;             /* committed + pending */
+  int failed;                   /* negative errno once a commit failed */
+  bool valid;                   /* header valid=1 */
+
+  pthread_mutex_t grow_lock;
+
+  /* s->commit_lock */
+  pthread_mutex_t commit_lock;
+  pthread_cond_t commit_done;
+  bool committing;
+  uint64_t tickets_issued;      /* flushes asked for */
+  uint64_t tickets_done;        /* flushes served */
+  /* Writes completed since the data was last synced; lets an idle flush
+   * skip its syncs.  Bumped without a lock.
+   */
+  _Atomic uint64_t writes;
+  uint64_t writes_synced;
+
+  /* Owned by the committing thread. */
+  uint8_t *area;                /* current area, one chunk */
+  uint8_t *zero_chunk;          /* one chunk of zeroes, read-only */
+  uint64_t current_area;
+  uint32_t current_committed;   /* records of the current area on disk */
+
+  struct chunk_locks chunk_locks;
+};
+
+/* Report a message through the caller's callback.  store_error returns
+ * -err so that `return store_error (s, EINVAL, ...)` reads naturally.
+ */
+extern void store_message (const struct cow_store *s,
+                           enum cow_msg_level level, const char *fs, ...)
+  __attribute__ ((format (printf, 3, 4)));
+extern int store_error (const struct cow_store *s, int err,
+                        const char *fs, ...)
+  __attribute__ ((format (printf, 3, 4)));
+
+static inline uint64_t
+chunk_offset (const struct cow_store *s, chunk_t chunk)
+{
+  return chunk << s->chunk_shift;
+}
+
+/* Bytes of origin chunk `chunk` inside the device: the chunk size,
+ * except for a last partial chunk.
+ */
+static inline uint64_t
+chunk_valid_bytes (const struct cow_store *s, chunk_t chunk)
+{
+  uint64_t start = chunk_offset (s, chunk);
+  uint64_t left = s->origin_size - start;
+
+  return left < s->chunk_bytes ? left : s->chunk_bytes;
+}
+
+/* load.c */
+extern int store_load (struct cow_store *s);
+
+/* alloc.c */
+extern int store_grow_for (struct cow_store *s, chunk_t chunks);
+
+/* commit.c */
+extern void store_note_write (struct cow_store *s);
+
+#endif /* SNAPCOW_STORE_INTERNAL_H */

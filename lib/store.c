@@ -1,0 +1,352 @@
+/* store.c: open a store (read the header, initialise a new one, or
+ * validate an existing one and load it), close, invalidate, and the
+ * message helpers.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store-internal.h"
+
+void
+store_message (const struct cow_store *s, enum cow_msg_level level,
+               const char *fs, ...)
+{
+  char msg[512];
+  va_list args;
+
+  if (s->message == NULL)
+    return;
+  va_start (args, fs);
+  vsnprintf (msg, sizeof msg, fs, args);
+  va_end (args);
+  s->message (s->message_opaque, level, msg);
+}
+
+int
+store_error (const struct cow_store *s, int err, const char *fs, ...)
+{
+  char msg[512];
+  va_list args;
+
+  if (s->message) {
+    va_start (args, fs);
+    vsnprintf (msg, sizeof msg, fs, args);
+    va_end (args);
+    s->message (s->message_opaque, COW_MSG_ERROR, msg);
+  }
+  return -err;
+}
+
+/* Write chunk 0 as a header followed by zeroes, then sync. */
+static int
+write_header (struct cow_store *s, uint32_t valid)
+{
+  struct core_header h = {
+    .magic = COW_SNAP_MAGIC, .valid = valid, .version = COW_DISK_VERSION,
+    .chunk_sectors = s->chunk_sectors,
+  };
+  uint8_t *buf = calloc (1, s->chunk_bytes);
+  int r;
+
+  if (buf == NULL)
+    return store_error (s, ENOMEM, "out of memory");
+  cow_encode_header (buf, &h);
+  r = cow_io_pwrite (s->cow, buf, s->chunk_bytes, 0);
+  free (buf);
+  if (r == 0)
+    r = cow_io_sync (s->cow);
+  if (r < 0)
+    return store_error (s, -r, "cannot write the store's header: %s",
+                        strerror (-r));
+  return 0;
+}
+
+/* A new store (cow-format.md, "Header"): zero area 0 and make that
+ * stable before the header says the store exists, so no crash leaves a
+ * header over an area of old garbage.
+ */
+static int
+format_new (struct cow_store *s)
+{
+  int r;
+
+  if (s->dev_size < 2 * s->chunk_bytes) {
+    if (!s->can_grow)
+      return store_error (s, ENOSPC,
+                          "the COW device is too small: %" PRIu64 " bytes, "
+                          "a store needs at least two chunks (%" PRIu64
+                          " bytes) for its header and first area",
+                          s->dev_size, 2 * s->chunk_bytes);
+    r = store_grow_for (s, 2);
+    if (r < 0)
+      return r;
+  }
+  r = cow_io_pwrite (s->cow, s->area, s->chunk_bytes,
+                     chunk_offset (s, cow_area_location (s->exceptions_per_area,
+                                                         0)));
+  if (r == 0)
+    r = cow_io_sync (s->cow);
+  if (r < 0)
+    return store_error (s, -r, "cannot zero the new store's first area: %s",
+                        strerror (-r));
+  r = write_header (s, 1);
+  if (r < 0)
+    return r;
+  s->next_free = 2;
+  store_message (s, COW_MSG_DEBUG, "initialised a new store, chunk size %"
+                 PRIu64 " bytes", s->chunk_bytes);
+  return 0;
+}
+
+/* How far the COW device may go: its own size for a block device, the
+ * cap (or no limit) for a file that grows, and never past what the table
+ * can hold.  A backend that can grow accepts a grow to its own size.
+ */
+static void
+set_limits (struct cow_store *s)
+{
+  s->can_grow = !s->readonly && s->cow->ops->grow &&
+    s->cow->ops->grow (s->cow, s->dev_size) == 0;
+  s->max_chunks = s->dev_chunks;
+  if (s->can_grow) {
+    s->max_chunks = s->max_size ? s->max_size >> s->chunk_shift : UINT64_MAX;
+    if (s->max_chunks < s->dev_chunks)
+      s->max_chunks = s->dev_chunks;
+  }
+  if (s->max_chunks > s->table.max_new_chunk)
+    s->max_chunks = s->table.max_new_chunk;
+}
+
+/* Read and check chunk 0.  Sets *is_new for a zero magic. */
+static int
+read_header (struct cow_store *s, uint64_t dev_size, uint32_t want_sectors,
+             bool *is_new)
+{
+  uint8_t buf[COW_SECTOR_SIZE] = { 0 };
+  struct core_header h;
+  const char *why;
+  int r;
+
+  if (dev_size > 0) {
+    r = cow_io_pread (s->cow, buf,
+                      dev_size < sizeof buf ? dev_size : sizeof buf, 0);
+    if (r < 0)
+      return store_error (s, -r, "cannot read the store's header: %s",
+                          strerror (-r));
+  }
+  cow_decode_header (buf, &h);
+  *is_new = h.magic == 0;
+  if (*is_new) {
+    s->chunk_sectors = want_sectors;
+    s->valid = true;
+    return 0;
+  }
+  if (h.magic != COW_SNAP_MAGIC)
+    return store_error (s, EINVAL,
+                        "bad magic 0x%08" PRIx32 " in the header "
+                        "(expected 0x%08x): not a dm-snapshot store",
+                        h.magic, COW_SNAP_MAGIC);
+  if (h.version != COW_DISK_VERSION)
+    return store_error (s, EINVAL,
+                        "unsupported store version %" PRIu32
+                        " (only version %d exists)", h.version,
+                        COW_DISK_VERSION);
+  if (cow_check_chunk_sectors (h.chunk_sectors, &why) < 0)
+    return store_error (s, EINVAL, "the header's chunk size of %" PRIu32
+                        " sectors %s", h.chunk_sectors, why);
+  if (h.valid != 1)
+    return store_error (s, EINVAL,
+                        "the store is invalidated (header valid=%" PRIu32
+                        "): the kernel marks a snapshot so when it overflows "
+                        "or fails, and its contents cannot be trusted",
+                        h.valid);
+  if (want_sectors != 0 && want_sectors != h.chunk_sectors)
+    store_message (s, COW_MSG_WARNING,
+                   "the store's chunk size is %" PRIu32 " bytes, not the %"
+                   PRIu32 " asked for: using the store's",
+                   h.chunk_sectors * COW_SECTOR_SIZE,
+                   want_sectors * COW_SECTOR_SIZE);
+  s->chunk_sectors = h.chunk_sectors;
+  s->valid = true;
+  return 0;
+}
+
+static void
+store_free (struct cow_store *s)
+{
+  table_free (&s->table);
+  free (s->pending.v);
+  free (s->area);
+  free (s->zero_chunk);
+  chunk_locks_destroy (&s->chunk_locks);
+  pthread_mutex_destroy (&s->lock);
+  pthread_mutex_destroy (&s->grow_lock);
+  pthread_mutex_destroy (&s->commit_lock);
+  pthread_cond_destroy (&s->commit_done);
+  free (s);
+}
+
+int
+cow_store_open (struct cow_io *cow, struct cow_io *origin,
+                const struct cow_store_params *params,
+                struct cow_store **storep)
+{
+  struct cow_store *s;
+  uint64_t dev_size;
+  uint32_t want = params->chunk_sectors ?: COW_DEFAULT_CHUNK_SECTORS;
+  const char *why;
+  bool is_new;
+  int r;
+
+  s = calloc (1, sizeof *s);
+  if (s == NULL)
+    return -ENOMEM;
+  s->cow = cow;
+  s->origin = origin;
+  s->readonly = params->readonly;
+  s->max_size = params->max_size;
+  s->message = params->message;
+  s->message_opaque = params->message_opaque;
+  pthread_mutex_init (&s->lock, NULL);
+  pthread_mutex_init (&s->grow_lock, NULL);
+  pthread_mutex_init (&s->commit_lock, NULL);
+  pthread_cond_init (&s->commit_done, NULL);
+  chunk_locks_init (&s->chunk_locks);
+
+  if (cow_check_chunk_sectors (want, &why) < 0) {
+    r = store_error (s, EINVAL, "chunk size of %" PRIu32 " sectors %s",
+                     want, why);
+    goto err;
+  }
+
+  r = cow_io_get_size (origin, &s->origin_size);
+  if (r < 0) {
+    r = store_error (s, -r, "cannot get the origin's size: %s",
+                     strerror (-r));
+    goto err;
+  }
+  if (s->origin_size == 0) {
+    r = store_error (s, EINVAL, "the origin is empty (0 bytes)");
+    goto err;
+  }
+  r = cow_io_get_size (cow, &dev_size);
+  if (r < 0) {
+    r = store_error (s, -r, "cannot get the COW device's size: %s",
+                     strerror (-r));
+    goto err;
+  }
+  r = read_header (s, dev_size, params->chunk_sectors ? want : 0, &is_new);
+  if (r < 0)
+    goto err;
+  if (s->chunk_sectors == 0)
+    s->chunk_sectors = want;
+  s->chunk_bytes = (uint64_t) s->chunk_sectors * COW_SECTOR_SIZE;
+  s->chunk_shift = __builtin_ctzll (s->chunk_bytes);
+  s->exceptions_per_area = cow_exceptions_per_area (s->chunk_sectors);
+  s->origin_chunks = (s->origin_size + s->chunk_bytes - 1) >> s->chunk_shift;
+  s->dev_size = dev_size;
+  s->dev_chunks = dev_size >> s->chunk_shift;
+
+  r = table_init (&s->table, s->origin_chunks, s->dev_chunks, 0);
+  if (r == 0) {
+    s->area = calloc (1, s->chunk_bytes);
+    s->zero_chunk = calloc (1, s->chunk_bytes);
+    if (s->area == NULL || s->zero_chunk == NULL)
+      r = -ENOMEM;
+  }
+  if (r < 0) {
+    r = store_error (s, -r, "out of memory");
+    goto err;
+  }
+  set_limits (s);
+
+  if (is_new && s->readonly) {
+    s->next_free = 2;           /* an empty snapshot; nothing is written */
+    s->unformatted = true;
+  }
+  else if (is_new)
+    r = format_new (s);
+  else
+    r = store_load (s);
+  if (r < 0)
+    goto err;
+
+  *storep = s;
+  return 0;
+
+ err:
+  store_free (s);
+  return r;
+}
+
+int
+cow_store_set_writable (struct cow_store *s)
+{
+  if (!s->readonly)
+    return 0;
+  s->readonly = false;
+  set_limits (s);
+  if (s->unformatted) {
+    int r = format_new (s);
+    if (r < 0) {
+      s->readonly = true;
+      return r;
+    }
+    s->unformatted = false;
+  }
+  return 0;
+}
+
+int
+cow_store_close (struct cow_store *s)
+{
+  int r = 0;
+
+  if (s == NULL)
+    return 0;
+  if (!s->readonly && s->valid)
+    r = cow_store_commit (s);
+  store_free (s);
+  return r;
+}
+
+int
+cow_store_invalidate (struct cow_store *s)
+{
+  int r;
+
+  if (s->readonly)
+    return store_error (s, EROFS, "cannot invalidate a read-only store");
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+    s->valid = false;
+  }
+  r = write_header (s, 0);
+  if (r == 0)
+    store_message (s, COW_MSG_WARNING, "the store has been invalidated");
+  return r;
+}
+
+uint32_t
+cow_store_chunk_sectors (const struct cow_store *s)
+{
+  return s->chunk_sectors;
+}
+
+uint64_t
+cow_store_origin_size (const struct cow_store *s)
+{
+  return s->origin_size;
+}
+
+bool
+cow_store_lookup (const struct cow_store *s, chunk_t old_chunk,
+                  chunk_t *new_chunk)
+{
+  return table_lookup (&s->table, old_chunk, new_chunk);
+}

@@ -1,0 +1,52 @@
+/* table.h: the exception table, old_chunk -> new_chunk.
+ *
+ * Open addressing with linear probing.  Lookups take no lock: a slot is
+ * published with one release store and never changes afterwards, and a
+ * grown array replaces the old one with one release store.  Inserts are
+ * serialised by the caller (the store's s->lock).
+ */
+#ifndef SNAPCOW_TABLE_H
+#define SNAPCOW_TABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snapcow.h"
+
+struct table_array;
+
+struct cow_table {
+  struct table_array *_Atomic cur;
+  struct table_array *retired;  /* replaced arrays; a lookup may still be
+                                 * reading one, so they live until
+                                 * table_free */
+  uint64_t count;               /* entries */
+  /* Packed mode (new_bits > 0): a slot is one 64-bit word, old_chunk + 1
+   * above new_bits and new_chunk below, 8 bytes per slot.  Wide mode
+   * (new_bits == 0), for geometries too big to pack: two words per slot.
+   */
+  unsigned new_bits;
+  chunk_t max_new_chunk;        /* largest storable new_chunk */
+};
+
+/* Size the table for chunk numbers up to origin_chunks (old) and
+ * cow_chunks (new), with room for at least `expect` entries.
+ */
+extern int table_init (struct cow_table *t, chunk_t origin_chunks,
+                       chunk_t cow_chunks, uint64_t expect);
+extern void table_free (struct cow_table *t);
+
+extern bool table_lookup (const struct cow_table *t, chunk_t old_chunk,
+                          chunk_t *new_chunk);
+
+/* Add a mapping for an old_chunk not yet in the table.  -ENOMEM, or
+ * -EOVERFLOW if new_chunk is above max_new_chunk.  Caller serialises.
+ */
+extern int table_insert_locked (struct cow_table *t, chunk_t old_chunk,
+                                chunk_t new_chunk);
+
+/* Bytes of memory held, retired arrays included. */
+extern uint64_t table_memory (const struct cow_table *t);
+
+#endif /* SNAPCOW_TABLE_H */

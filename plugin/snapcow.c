@@ -1,0 +1,470 @@
+/* snapcow.c: nbdkit-snapcow-plugin, a writable snapshot of an origin
+ * image whose copy-on-write data lives in a dm-snapshot persistent store.
+ *
+ * A thin adapter: parameters and nbdkit callbacks here, everything else
+ * in lib/.  One store serves every connection (thread model PARALLEL,
+ * multi-conn safe: lib/ does the locking).
+ *
+ * nbdkit tells a plugin whether it runs read-only (-r) only when a
+ * client connects, but errors in the store must show before nbdkit
+ * forks.  So .get_ready opens and validates the store read-only,
+ * writing nothing, and the first writable .open makes it writable
+ * (initialising a new store then).
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define NBDKIT_API_VERSION 2
+#include <nbdkit-plugin.h>
+
+#include "snapcow.h"
+
+/* -D snapcow.verbose=1 passes lib/'s debug messages to nbdkit_debug. */
+NBDKIT_DLL_PUBLIC int snapcow_debug_verbose = 0;
+
+/* Parameters. */
+static char *origin_path;
+static char *cow_path;
+static uint32_t chunk_sectors;          /* 0: the default, 32 */
+static uint64_t cow_size;               /* cap on a growing file, or 0 */
+
+/* Opened in .get_ready. */
+static int cow_fd = -1;                 /* -1 until the COW file exists */
+static bool cow_fd_writable;
+static struct cow_io *origin_io;
+static struct cow_io *cow_io;
+static struct cow_store *store;
+
+/* Guards the switch to writable in .open. */
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool writable;
+
+static void
+message (void *opaque, enum cow_msg_level level, const char *msg)
+{
+  switch (level) {
+  case COW_MSG_ERROR:
+    nbdkit_error ("%s", msg);
+    break;
+  case COW_MSG_WARNING:
+    /* nbdkit has no warning call; stderr reaches the user before the
+     * fork and the log after it.
+     */
+    fprintf (stderr, "nbdkit: snapcow: warning: %s\n", msg);
+    break;
+  case COW_MSG_DEBUG:
+    if (snapcow_debug_verbose)
+      nbdkit_debug ("%s", msg);
+    break;
+  }
+}
+
+static void
+snapcow_unload (void)
+{
+  free (origin_path);
+  free (cow_path);
+}
+
+static int
+parse_chunk_size (const char *value)
+{
+  int64_t bytes = nbdkit_parse_size (value);
+
+  if (bytes == -1)
+    return -1;
+  if (bytes < COW_SECTOR_SIZE || (bytes & (bytes - 1)) != 0 ||
+      bytes > (int64_t) COW_MAX_CHUNK_SECTORS * COW_SECTOR_SIZE) {
+    nbdkit_error ("chunk-size=%s: must be a power of two from 512 to %u "
+                  "bytes (the kernel allows up to 1G; snapcow caps it so "
+                  "that an area fits in memory)", value,
+                  COW_MAX_CHUNK_SECTORS * COW_SECTOR_SIZE);
+    return -1;
+  }
+  chunk_sectors = bytes / COW_SECTOR_SIZE;
+  return 0;
+}
+
+static int
+snapcow_config (const char *key, const char *value)
+{
+  if (strcmp (key, "origin") == 0) {
+    free (origin_path);
+    origin_path = nbdkit_realpath (value);
+    return origin_path ? 0 : -1;
+  }
+  if (strcmp (key, "cow") == 0) {
+    free (cow_path);
+    cow_path = nbdkit_absolute_path (value);
+    return cow_path ? 0 : -1;
+  }
+  if (strcmp (key, "chunk-size") == 0)
+    return parse_chunk_size (value);
+  if (strcmp (key, "cow-size") == 0) {
+    int64_t r = nbdkit_parse_size (value);
+    if (r == -1)
+      return -1;
+    if (r == 0) {
+      nbdkit_error ("cow-size=%s: must be more than zero", value);
+      return -1;
+    }
+    cow_size = r;
+    return 0;
+  }
+  nbdkit_error ("unknown parameter '%s'", key);
+  return -1;
+}
+
+static int
+snapcow_config_complete (void)
+{
+  if (origin_path == NULL) {
+    nbdkit_error ("the origin parameter is missing: "
+                  "give origin=FILE (or the file name alone)");
+    return -1;
+  }
+  if (cow_path == NULL) {
+    nbdkit_error ("the cow parameter is missing: give cow=FILE for the "
+                  "COW store (created if it does not exist)");
+    return -1;
+  }
+  return 0;
+}
+
+#define snapcow_config_help \
+  "[origin=]FILE        (required) The origin image, opened read-only.\n" \
+  "cow=FILE             (required) The COW store (dm-snapshot format),\n" \
+  "                     created if missing.\n" \
+  "chunk-size=SIZE      Chunk size of a new store (default 16K).\n" \
+  "cow-size=SIZE        Largest size a COW file may grow to."
+
+static void
+snapcow_dump_plugin (void)
+{
+  printf ("snapcow_default_chunk_size=%d\n",
+          COW_DEFAULT_CHUNK_SECTORS * COW_SECTOR_SIZE);
+  printf ("snapcow_max_chunk_size=%d\n",
+          COW_MAX_CHUNK_SECTORS * COW_SECTOR_SIZE);
+}
+
+/* Open a file as a backend; on failure say which and why. */
+static struct cow_io *
+open_backend (const char *what, const char *path, int flags, int *fdp)
+{
+  int fd = open (path, flags | O_CLOEXEC, 0644);
+  struct cow_io *io;
+
+  if (fd == -1) {
+    nbdkit_error ("cannot open the %s %s: %m", what, path);
+    return NULL;
+  }
+  io = cow_io_fd_new (fd);
+  if (io == NULL) {
+    nbdkit_error ("cannot open the %s %s: %m", what, path);
+    close (fd);
+    return NULL;
+  }
+  if (fdp)
+    *fdp = fd;
+  return io;
+}
+
+/* Take the store's lock: a second server on the same store is refused. */
+static int
+lock_cow (int fd, bool exclusive)
+{
+  int r = cow_lock_fd (fd, exclusive);
+
+  if (r == -EBUSY) {
+    nbdkit_error ("the COW store %s is in use by another process "
+                  "(another nbdkit snapcow?): only one server may open it",
+                  cow_path);
+    return -1;
+  }
+  if (r < 0) {
+    nbdkit_error ("cannot lock the COW store %s: %s", cow_path,
+                  strerror (-r));
+    return -1;
+  }
+  return 0;
+}
+
+static int
+open_store (bool readonly)
+{
+  struct cow_store_params params = {
+    .chunk_sectors = chunk_sectors,
+    .max_size = cow_size,
+    .readonly = readonly,
+    .message = message,
+  };
+  int r = cow_store_open (cow_io, origin_io, &params, &store);
+
+  if (r < 0) {
+    nbdkit_error ("%s: cannot open the COW store", cow_path);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+snapcow_get_ready (void)
+{
+  origin_io = open_backend ("origin", origin_path, O_RDONLY, NULL);
+  if (origin_io == NULL)
+    return -1;
+
+  if (access (cow_path, F_OK) == 0) {
+    int fd;
+    cow_io = open_backend ("COW store", cow_path, O_RDWR, &fd);
+    if (cow_io == NULL) {
+      if (errno != EACCES && errno != EROFS)
+        return -1;
+      /* A store we may not write can still be served with -r. */
+      cow_io = open_backend ("COW store", cow_path, O_RDONLY, &fd);
+      if (cow_io == NULL)
+        return -1;
+    }
+    else
+      cow_fd_writable = true;
+    cow_fd = fd;
+    if (lock_cow (fd, cow_fd_writable) == -1)
+      return -1;
+  }
+  else {
+    /* Nothing is created until a client may write: serve the origin
+     * unchanged meanwhile, through an empty store.
+     */
+    cow_io = cow_io_mem_new (NULL, 0, false);
+    if (cow_io == NULL) {
+      nbdkit_error ("out of memory");
+      return -1;
+    }
+  }
+  return open_store (true);
+}
+
+/* Make the store writable: create the COW file if needed. */
+static int
+make_writable (void)
+{
+  if (cow_fd == -1) {
+    struct cow_io *io;
+    int fd;
+
+    io = open_backend ("COW store", cow_path, O_RDWR | O_CREAT | O_EXCL, &fd);
+    if (io == NULL)
+      return -1;
+    if (lock_cow (fd, true) == -1) {
+      cow_io_close (io);
+      return -1;
+    }
+    cow_store_close (store);
+    cow_io_close (cow_io);
+    store = NULL;
+    cow_io = io;
+    cow_fd = fd;
+    cow_fd_writable = true;
+    if (open_store (false) == -1)
+      return -1;
+  }
+  else if (!cow_fd_writable) {
+    nbdkit_error ("the COW store %s is not writable: serve it with "
+                  "nbdkit -r", cow_path);
+    return -1;
+  }
+  else if (cow_store_set_writable (store) < 0)
+    return -1;
+  writable = true;
+  return 0;
+}
+
+static void *
+snapcow_open (int readonly)
+{
+  if (!readonly) {
+    pthread_mutex_lock (&open_lock);
+    int r = writable ? 0 : make_writable ();
+    pthread_mutex_unlock (&open_lock);
+    if (r == -1)
+      return NULL;
+  }
+  return &store;                /* no per-connection state */
+}
+
+static void
+snapcow_cleanup (void)
+{
+  /* A clean stop (SIGTERM, SIGINT, last client gone with -s or
+   * --exit-with-parent): commit everything pending.
+   */
+  if (store && cow_store_close (store) < 0)
+    nbdkit_error ("%s: the final commit failed: records written since the "
+                  "last flush may be lost", cow_path);
+  store = NULL;
+  cow_io_close (cow_io);
+  cow_io_close (origin_io);
+  cow_io = origin_io = NULL;
+}
+
+static int64_t
+snapcow_get_size (void *handle)
+{
+  return cow_store_origin_size (store);
+}
+
+static int
+snapcow_block_size (void *handle, uint32_t *minimum, uint32_t *preferred,
+                    uint32_t *maximum)
+{
+  *minimum = 1;
+  *preferred = cow_store_chunk_sectors (store) * COW_SECTOR_SIZE;
+  *maximum = 0xffffffff;
+  return 0;
+}
+
+static int
+snapcow_can_multi_conn (void *handle)
+{
+  return 1;
+}
+
+static int
+snapcow_can_fua (void *handle)
+{
+  return NBDKIT_FUA_NATIVE;
+}
+
+static int
+snapcow_can_flush (void *handle)
+{
+  return 1;
+}
+
+static int
+snapcow_can_trim (void *handle)
+{
+  return 1;
+}
+
+static int
+snapcow_can_zero (void *handle)
+{
+  return 1;
+}
+
+static int
+snapcow_can_extents (void *handle)
+{
+  return 1;
+}
+
+/* lib/ returns a negative errno; nbdkit wants -1 and the errno. */
+static int
+result (int r)
+{
+  if (r < 0) {
+    nbdkit_set_error (-r);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+snapcow_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
+               uint32_t flags)
+{
+  return result (cow_snapshot_pread (store, buf, count, offset));
+}
+
+static int
+snapcow_pwrite (void *handle, const void *buf, uint32_t count,
+                uint64_t offset, uint32_t flags)
+{
+  return result (cow_snapshot_pwrite (store, buf, count, offset,
+                                      flags & NBDKIT_FLAG_FUA));
+}
+
+static int
+snapcow_zero (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
+{
+  return result (cow_snapshot_zero (store, count, offset,
+                                    flags & NBDKIT_FLAG_FUA));
+}
+
+static int
+snapcow_trim (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
+{
+  /* A trimmed range of a snapshot reads as zeroes: the origin's data
+   * must not show through again.
+   */
+  return result (cow_snapshot_zero (store, count, offset,
+                                    flags & NBDKIT_FLAG_FUA));
+}
+
+static int
+snapcow_flush (void *handle, uint32_t flags)
+{
+  return result (cow_store_commit (store));
+}
+
+static int
+add_extent (void *opaque, uint64_t offset, uint64_t length, bool is_zero)
+{
+  uint32_t type = is_zero ? NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO : 0;
+
+  if (nbdkit_add_extent (opaque, offset, length, type) == -1)
+    return -errno;
+  return 0;
+}
+
+static int
+snapcow_extents (void *handle, uint32_t count, uint64_t offset,
+                 uint32_t flags, struct nbdkit_extents *extents)
+{
+  /* With REQ_ONE the first extent is enough; nbdkit drops the rest. */
+  return result (cow_snapshot_extents (store, count, offset, add_extent,
+                                       extents));
+}
+
+static struct nbdkit_plugin plugin = {
+  .name              = "snapcow",
+  .longname          = "snapcow: dm-snapshot compatible snapshot volumes",
+  .version           = PACKAGE_VERSION,
+  .unload            = snapcow_unload,
+  .config            = snapcow_config,
+  .config_complete   = snapcow_config_complete,
+  .config_help       = snapcow_config_help,
+  .magic_config_key  = "origin",
+  .dump_plugin       = snapcow_dump_plugin,
+  .get_ready         = snapcow_get_ready,
+  .cleanup           = snapcow_cleanup,
+  .open              = snapcow_open,
+  .get_size          = snapcow_get_size,
+  .block_size        = snapcow_block_size,
+  .can_multi_conn    = snapcow_can_multi_conn,
+  .can_fua           = snapcow_can_fua,
+  .can_flush         = snapcow_can_flush,
+  .can_trim          = snapcow_can_trim,
+  .can_zero          = snapcow_can_zero,
+  .can_extents       = snapcow_can_extents,
+  .pread             = snapcow_pread,
+  .pwrite            = snapcow_pwrite,
+  .zero              = snapcow_zero,
+  .trim              = snapcow_trim,
+  .flush             = snapcow_flush,
+  .extents           = snapcow_extents,
+  .errno_is_preserved = 0,
+};
+
+#define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+NBDKIT_REGISTER_PLUGIN (plugin)
