@@ -154,6 +154,8 @@ store_load (struct cow_store *s)
   r = check_new_chunks_unique (s, seen, n);
   if (r < 0)
     goto out;
+  /* Nobody can be looking anything up yet. */
+  table_release_retired_unshared (&s->table);
   s->records = n;
   /* Records may be out of allocation order after a crash: the highest
    * one decides.

@@ -109,17 +109,23 @@ table_init (struct cow_table *t, chunk_t origin_chunks, chunk_t cow_chunks,
 }
 
 void
-table_free (struct cow_table *t)
+table_release_retired_unshared (struct cow_table *t)
 {
-  struct table_array *a = atomic_load (&t->cur), *next;
+  struct table_array *a, *next;
 
-  free (a);
   for (a = t->retired; a; a = next) {
     next = a->next_retired;
     free (a);
   }
-  t->cur = NULL;
   t->retired = NULL;
+}
+
+void
+table_free (struct cow_table *t)
+{
+  table_release_retired_unshared (t);
+  free (atomic_load (&t->cur));
+  t->cur = NULL;
 }
 
 bool

@@ -46,6 +46,9 @@ extern bool table_lookup (const struct cow_table *t, chunk_t old_chunk,
 extern int table_insert_locked (struct cow_table *t, chunk_t old_chunk,
                                 chunk_t new_chunk);
 
+/* Free the retired arrays.  Only while no lookup can run (loading). */
+extern void table_release_retired_unshared (struct cow_table *t);
+
 /* Bytes of memory held, retired arrays included. */
 extern uint64_t table_memory (const struct cow_table *t);
 

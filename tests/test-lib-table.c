@@ -1,0 +1,151 @@
+/* test-lib-table.c: the exception table at scale.  Millions of records
+ * with every lookup checked, lock-free readers racing inserts and
+ * growth, the wide layout for geometries too big to pack, and the
+ * memory cost per record (printed; the kernel spends 32 bytes).
+ */
+#include <config.h>
+
+#include <check.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "table.h"
+
+/* A bijective scramble, so old chunks are spread and distinct. */
+static chunk_t
+old_of (uint64_t i, chunk_t origin_chunks)
+{
+  return (i * UINT64_C (2654435761)) % origin_chunks;
+}
+
+static void
+fill_and_check (chunk_t origin_chunks, chunk_t cow_chunks, uint64_t n,
+                bool expect_packed)
+{
+  struct cow_table t;
+  uint64_t with_retired;
+  chunk_t nc;
+
+  ck_assert_int_eq (table_init (&t, origin_chunks, cow_chunks, 0), 0);
+  ck_assert_int_eq (t.new_bits != 0, expect_packed);
+  for (uint64_t i = 0; i < n; i++)
+    ck_assert_int_eq (table_insert_locked (&t, old_of (i, origin_chunks),
+                                           2 + i), 0);
+  ck_assert_uint_eq (t.count, n);
+  for (uint64_t i = 0; i < n; i++) {
+    ck_assert (table_lookup (&t, old_of (i, origin_chunks), &nc));
+    ck_assert_uint_eq (nc, 2 + i);
+  }
+  /* Chunks never inserted are misses. */
+  for (uint64_t i = n; i < n + 10000; i++)
+    ck_assert (!table_lookup (&t, old_of (i, origin_chunks), &nc));
+  with_retired = table_memory (&t);
+  table_release_retired_unshared (&t);
+  printf ("%s: %" PRIu64 " records, %.1f bytes/record with retired arrays, "
+          "%.1f without\n", expect_packed ? "packed" : "wide", n,
+          (double) with_retired / n, (double) table_memory (&t) / n);
+  table_free (&t);
+}
+
+START_TEST (test_millions_packed)
+{
+  /* 1 TiB origin at 16K chunks. */
+  fill_and_check (UINT64_C (1) << 26, UINT64_C (1) << 26, 3000000, true);
+}
+END_TEST
+
+START_TEST (test_wide)
+{
+  /* Too many chunks to pack old and new into one word. */
+  fill_and_check (UINT64_C (1) << 40, UINT64_C (1) << 40, 200000, false);
+}
+END_TEST
+
+START_TEST (test_new_chunk_too_big)
+{
+  struct cow_table t;
+
+  ck_assert_int_eq (table_init (&t, 1000, 1000, 0), 0);
+  ck_assert_int_eq (table_insert_locked (&t, 1, t.max_new_chunk), 0);
+  ck_assert_int_eq (table_insert_locked (&t, 2, t.max_new_chunk + 1),
+                    -EOVERFLOW);
+  table_free (&t);
+}
+END_TEST
+
+/* Readers look up records already published while the writer inserts
+ * more and the array is replaced under them.
+ */
+struct race {
+  struct cow_table t;
+  _Atomic uint64_t published;
+  _Atomic bool done;
+  _Atomic uint64_t bad;
+};
+
+static void *
+reader (void *arg)
+{
+  struct race *r = arg;
+  uint64_t x = (uintptr_t) &x;
+
+  while (!atomic_load (&r->done)) {
+    uint64_t p = atomic_load_explicit (&r->published, memory_order_acquire);
+    chunk_t nc;
+
+    if (p == 0)
+      continue;
+    x = x * 6364136223846793005u + 1442695040888963407u;
+    uint64_t i = (x >> 11) % p;
+    if (!table_lookup (&r->t, old_of (i, 1u << 30), &nc) || nc != 2 + i)
+      atomic_fetch_add (&r->bad, 1);
+  }
+  return NULL;
+}
+
+START_TEST (test_lockfree_readers)
+{
+  static struct race r;
+  pthread_t th[3];
+  const uint64_t n = 1000000;
+
+  ck_assert_int_eq (table_init (&r.t, 1u << 30, 1u << 30, 0), 0);
+  for (int k = 0; k < 3; k++)
+    pthread_create (&th[k], NULL, reader, &r);
+  for (uint64_t i = 0; i < n; i++) {
+    ck_assert_int_eq (table_insert_locked (&r.t, old_of (i, 1u << 30),
+                                           2 + i), 0);
+    atomic_store_explicit (&r.published, i + 1, memory_order_release);
+  }
+  atomic_store (&r.done, true);
+  for (int k = 0; k < 3; k++)
+    pthread_join (th[k], NULL);
+  ck_assert_uint_eq (atomic_load (&r.bad), 0);
+  table_free (&r.t);
+}
+END_TEST
+
+int
+main (void)
+{
+  Suite *s = suite_create ("table");
+  TCase *tc = tcase_create ("table");
+  SRunner *sr;
+  int failed;
+
+  tcase_set_timeout (tc, 120);
+  tcase_add_test (tc, test_millions_packed);
+  tcase_add_test (tc, test_wide);
+  tcase_add_test (tc, test_new_chunk_too_big);
+  tcase_add_test (tc, test_lockfree_readers);
+  suite_add_tcase (s, tc);
+  sr = srunner_create (s);
+  srunner_run_all (sr, CK_NORMAL);
+  failed = srunner_ntests_failed (sr);
+  srunner_free (sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
