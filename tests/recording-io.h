@@ -1,0 +1,30 @@
+/* recording-io.h: a cow_io test backend that wraps another cow_io and
+ * records every op (kind, offset, length) in call order, so tests can
+ * assert the order of writes and syncs.  It does not own the inner
+ * backend.
+ */
+#ifndef RECORDING_IO_H
+#define RECORDING_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "io.h"
+
+enum rec_kind { REC_PREAD, REC_PWRITE, REC_SYNC, REC_GROW, REC_PUNCH };
+
+struct rec_op {
+  enum rec_kind kind;
+  uint64_t offset;              /* grow: the size asked for */
+  uint64_t length;
+};
+
+extern struct cow_io *recording_io_new (struct cow_io *inner);
+/* A copy of the log (free it), and its length. */
+extern size_t recording_io_log (struct cow_io *io, struct rec_op **ops);
+extern void recording_io_clear (struct cow_io *io);
+extern unsigned recording_io_count (struct cow_io *io, enum rec_kind kind);
+/* Sleep this long in every sync, to let concurrent commits pile up. */
+extern void recording_io_set_sync_delay (struct cow_io *io, unsigned usec);
+
+#endif /* RECORDING_IO_H */
