@@ -26,6 +26,7 @@
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
+#include "origin-nbd.h"
 #include "snapcow.h"
 
 /* -D snapcow.verbose=1 passes lib/'s debug messages to nbdkit_debug. */
@@ -99,7 +100,16 @@ snapcow_config (const char *key, const char *value)
 {
   if (strcmp (key, "origin") == 0) {
     free (origin_path);
-    origin_path = nbdkit_realpath (value);
+    /* An NBD URI stays as it is; a file name becomes absolute before
+     * nbdkit changes directory.
+     */
+    if (origin_is_nbd_uri (value)) {
+      origin_path = strdup (value);
+      if (origin_path == NULL)
+        nbdkit_error ("strdup: %m");
+    }
+    else
+      origin_path = nbdkit_realpath (value);
     return origin_path ? 0 : -1;
   }
   if (strcmp (key, "cow") == 0) {
@@ -141,7 +151,8 @@ snapcow_config_complete (void)
 }
 
 #define snapcow_config_help \
-  "[origin=]FILE        (required) The origin image, opened read-only.\n" \
+  "[origin=]FILE|URI    (required) The origin image, opened read-only:\n" \
+  "                     a file, a block device or an NBD URI.\n" \
   "cow=FILE             (required) The COW store (dm-snapshot format),\n" \
   "                     created if missing.\n" \
   "chunk-size=SIZE      Chunk size of a new store (default 16K).\n" \
@@ -219,7 +230,10 @@ open_store (bool readonly)
 static int
 snapcow_get_ready (void)
 {
-  origin_io = open_backend ("origin", origin_path, O_RDONLY, NULL);
+  if (origin_is_nbd_uri (origin_path))
+    origin_io = origin_nbd_open (origin_path);
+  else
+    origin_io = open_backend ("origin", origin_path, O_RDONLY, NULL);
   if (origin_io == NULL)
     return -1;
 
