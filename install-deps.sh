@@ -1,0 +1,71 @@
+#!/bin/bash
+# install-deps.sh: install everything snapcow needs to build, test and
+# demo, on Debian 12 (bookworm).  Safe to run again: when every package
+# is already installed it does nothing.
+#
+# To add a dependency, add its Debian package to PACKAGES below.
+set -euo pipefail
+
+PACKAGES=(
+    # Build.
+    gcc
+    make
+    autoconf
+    automake
+    libtool
+    pkg-config
+    # Libraries: nbdkit's plugin headers, libnbd, the Check unit tests.
+    nbdkit
+    nbdkit-plugin-dev
+    libnbd-dev
+    check
+    # Test and demo tools: nbdinfo, nbdcopy, nbdsh, qemu-img, qemu-io, fio.
+    libnbd-bin
+    python3-libnbd
+    qemu-utils
+    fio
+    # Man pages: pod2man and podchecker.
+    perl
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+    case "$status" in
+        ii*) ;;
+        *) missing+=("$p") ;;
+    esac
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "install-deps.sh: all ${#PACKAGES[@]} packages are installed"
+    exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=()
+elif command -v sudo >/dev/null; then
+    SUDO=(sudo)
+else
+    echo "install-deps.sh: must run as root (or have sudo) to install:" \
+         "${missing[*]}" >&2
+    exit 1
+fi
+
+echo "install-deps.sh: installing ${missing[*]}"
+log=$(mktemp /tmp/snapcow-install-deps.XXXXXX)
+trap 'rm -f "$log"' EXIT
+
+# Quiet on success; on failure show apt's whole output.
+run() {
+    if ! "$@" >"$log" 2>&1; then
+        cat "$log" >&2
+        echo "install-deps.sh: failed: $*" >&2
+        exit 1
+    fi
+}
+
+run "${SUDO[@]}" apt-get update
+run "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends "${missing[@]}"
+echo "install-deps.sh: done"
