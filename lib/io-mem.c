@@ -2,6 +2,11 @@
  * fuzzer.  It can fail the nth call of any op with a chosen errno, once
  * or from then on, and counts the calls of each op.  One mutex guards
  * the image; this backend is for correctness, not speed.
+ *
+ * Power loss: once tracking is on, the image as of the last sync is
+ * kept apart (`durable`), with the ranges changed since (`dirty`).  A
+ * crash puts those ranges back as they were and the size as it was, as
+ * if every write since the last sync never reached the disk.
  */
 #include <config.h>
 
@@ -25,12 +30,21 @@ struct fault {
   bool fired;
 };
 
+struct range {
+  uint64_t offset, count;
+};
+
 struct io_mem {
   struct cow_io io;
   pthread_mutex_t lock;
   uint8_t *data;
   size_t size;
   bool growable;
+  /* Power loss tracking: durable == NULL when off. */
+  uint8_t *durable;
+  size_t durable_size;
+  struct range *dirty;
+  size_t nr_dirty, dirty_cap;
   struct fault faults[NR_OPS];
   unsigned counts[NR_OPS];
 };
@@ -74,6 +88,24 @@ mem_pread (struct cow_io *io, void *buf, size_t count, uint64_t offset)
   return 0;
 }
 
+/* Remember a range changed since the last sync.  Lock held. */
+static int
+note_dirty_locked (struct io_mem *m, uint64_t offset, uint64_t count)
+{
+  if (m->durable == NULL)
+    return 0;
+  if (m->nr_dirty == m->dirty_cap) {
+    size_t cap = m->dirty_cap ? 2 * m->dirty_cap : 64;
+    struct range *d = realloc (m->dirty, cap * sizeof *d);
+    if (d == NULL)
+      return -ENOMEM;
+    m->dirty = d;
+    m->dirty_cap = cap;
+  }
+  m->dirty[m->nr_dirty++] = (struct range) { offset, count };
+  return 0;
+}
+
 /* Make the image at least size bytes.  Lock held. */
 static int
 resize_locked (struct io_mem *m, uint64_t size)
@@ -110,6 +142,9 @@ mem_pwrite (struct cow_io *io, const void *buf, size_t count, uint64_t offset)
     if (r < 0)
       return r;
   }
+  r = note_dirty_locked (m, offset, count);
+  if (r < 0)
+    return r;
   memcpy (m->data + offset, buf, count);
   return 0;
 }
@@ -119,8 +154,29 @@ mem_sync (struct cow_io *io)
 {
   struct io_mem *m = MEM (io);
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&m->lock);
+  int r = fault_locked (m, OP_SYNC);
 
-  return fault_locked (m, OP_SYNC);
+  if (r < 0 || m->durable == NULL)
+    return r;
+  if (m->size != m->durable_size) {
+    uint8_t *p = realloc (m->durable, m->size ? m->size : 1);
+    if (p == NULL)
+      return -ENOMEM;
+    if (m->size > m->durable_size)
+      memset (p + m->durable_size, 0, m->size - m->durable_size);
+    m->durable = p;
+    m->durable_size = m->size;
+  }
+  for (size_t i = 0; i < m->nr_dirty; i++) {
+    const struct range *d = &m->dirty[i];
+    if (d->offset < m->size) {
+      uint64_t n = d->count < m->size - d->offset ? d->count
+        : m->size - d->offset;
+      memcpy (m->durable + d->offset, m->data + d->offset, n);
+    }
+  }
+  m->nr_dirty = 0;
+  return 0;
 }
 
 static int
@@ -158,6 +214,9 @@ mem_punch (struct cow_io *io, uint64_t offset, uint64_t count)
     return r;
   if (!in_range (m, count, offset))
     return -EIO;
+  r = note_dirty_locked (m, offset, count);
+  if (r < 0)
+    return r;
   memset (m->data + offset, 0, count);
   return 0;
 }
@@ -169,6 +228,8 @@ mem_close (struct cow_io *io)
 
   pthread_mutex_destroy (&m->lock);
   free (m->data);
+  free (m->durable);
+  free (m->dirty);
   free (m);
 }
 
@@ -236,4 +297,54 @@ cow_io_mem_counts (struct cow_io *io, struct cow_io_mem_counts *c)
   c->sync = m->counts[OP_SYNC];
   c->grow = m->counts[OP_GROW];
   c->punch = m->counts[OP_PUNCH];
+}
+
+int
+cow_io_mem_track_power_loss (struct cow_io *io)
+{
+  struct io_mem *m = MEM (io);
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&m->lock);
+
+  if (m->durable)
+    return 0;
+  m->durable = malloc (m->size ? m->size : 1);
+  if (m->durable == NULL)
+    return -ENOMEM;
+  memcpy (m->durable, m->data, m->size);
+  m->durable_size = m->size;
+  m->nr_dirty = 0;
+  return 0;
+}
+
+int
+cow_io_mem_power_loss (struct cow_io *io)
+{
+  struct io_mem *m = MEM (io);
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&m->lock);
+  uint8_t *p;
+
+  if (m->durable == NULL)
+    return -EINVAL;
+  /* Writes may have grown the image past the durable size: those bytes
+   * go with the crash.
+   */
+  for (size_t i = 0; i < m->nr_dirty; i++) {
+    const struct range *d = &m->dirty[i];
+    if (d->offset < m->durable_size) {
+      uint64_t n = d->count < m->durable_size - d->offset ? d->count
+        : m->durable_size - d->offset;
+      memcpy (m->data + d->offset, m->durable + d->offset, n);
+    }
+  }
+  m->nr_dirty = 0;
+  if (m->size != m->durable_size) {
+    p = realloc (m->data, m->durable_size ? m->durable_size : 1);
+    if (p == NULL)
+      return -ENOMEM;
+    if (m->durable_size > m->size)
+      memcpy (p + m->size, m->durable + m->size, m->durable_size - m->size);
+    m->data = p;
+    m->size = m->durable_size;
+  }
+  return 0;
 }

@@ -100,6 +100,13 @@ extern const uint8_t *cow_io_mem_data (struct cow_io *io, size_t *size);
  */
 extern void cow_io_mem_fail (struct cow_io *io, const char *op,
                              unsigned nth, int err, bool sticky);
+/* Power loss.  After track_power_loss, the backend keeps what was
+ * synced apart from what was written since; power_loss then throws
+ * away every write, punch and grow since the last sync, as a machine
+ * that lost power would.
+ */
+extern int cow_io_mem_track_power_loss (struct cow_io *io);
+extern int cow_io_mem_power_loss (struct cow_io *io);
 /* How many times each op was called since creation. */
 struct cow_io_mem_counts {
   unsigned pread, pwrite, sync, grow, punch;
