@@ -108,8 +108,11 @@ snapcow_config (const char *key, const char *value)
       if (origin_path == NULL)
         nbdkit_error ("strdup: %m");
     }
-    else
-      origin_path = nbdkit_realpath (value);
+    else {
+      origin_path = realpath (value, NULL);
+      if (origin_path == NULL)
+        nbdkit_error ("origin=%s: %m", value);
+    }
     return origin_path ? 0 : -1;
   }
   if (strcmp (key, "cow") == 0) {
@@ -167,15 +170,26 @@ snapcow_dump_plugin (void)
           COW_MAX_CHUNK_SECTORS * COW_SECTOR_SIZE);
 }
 
-/* Open a file as a backend; on failure say which and why. */
+/* Open a file or block device as a backend; on failure say which and
+ * why.
+ */
 static struct cow_io *
 open_backend (const char *what, const char *path, int flags, int *fdp)
 {
   int fd = open (path, flags | O_CLOEXEC, 0644);
   struct cow_io *io;
+  struct stat st;
 
   if (fd == -1) {
     nbdkit_error ("cannot open the %s %s: %m", what, path);
+    return NULL;
+  }
+  if (fstat (fd, &st) == -1 || !(S_ISREG (st.st_mode) ||
+                                 S_ISBLK (st.st_mode))) {
+    nbdkit_error ("the %s %s is not a regular file or a block device",
+                  what, path);
+    close (fd);
+    errno = EINVAL;
     return NULL;
   }
   io = cow_io_fd_new (fd);
