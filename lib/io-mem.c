@@ -199,7 +199,7 @@ mem_grow (struct cow_io *io, uint64_t size)
   if (r < 0)
     return r;
   if (!m->growable)
-    return size <= m->size ? 0 : -ENOTSUP;
+    return -ENOTSUP;            /* a fixed size, like a block device */
   return resize_locked (m, size);
 }
 

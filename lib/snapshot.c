@@ -192,11 +192,19 @@ copy_on_write (struct cow_store *s, const struct piece *pc, const void *buf,
   return cow_store_add_exception (s, pc->chunk, nc);
 }
 
+/* Also for writes to chunks already mapped, which allocate nothing: a
+ * failed store takes no write at all.
+ */
 static int
 check_writable (const struct cow_store *s)
 {
   if (s->readonly)
     return store_error (s, EROFS, "the snapshot is read-only");
+  if (s->failed)
+    return store_error (s, -s->failed, "the store has failed after an "
+                        "I/O error and accepts no more writes");
+  if (!s->valid)
+    return store_error (s, EIO, "the store is invalidated");
   return 0;
 }
 

@@ -58,8 +58,9 @@ struct cow_store {
   chunk_t dev_chunks;           /* whole chunks in the COW device now */
   struct pending pending;       /* added, not yet committed */
   uint64_t records;             /* committed + pending */
-  int failed;                   /* negative errno once a commit failed */
-  bool valid;                   /* header valid=1 */
+  _Atomic int failed;           /* negative errno once a commit failed;
+                                 * read without the lock on the write path */
+  _Atomic bool valid;           /* header valid=1 */
 
   pthread_mutex_t grow_lock;
 

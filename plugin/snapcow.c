@@ -184,10 +184,16 @@ open_backend (const char *what, const char *path, int flags, int *fdp)
     nbdkit_error ("cannot open the %s %s: %m", what, path);
     return NULL;
   }
-  if (fstat (fd, &st) == -1 || !(S_ISREG (st.st_mode) ||
-                                 S_ISBLK (st.st_mode))) {
-    nbdkit_error ("the %s %s is not a regular file or a block device",
-                  what, path);
+  if (fstat (fd, &st) == -1) {
+    nbdkit_error ("cannot stat the %s %s: %m", what, path);
+    close (fd);
+    return NULL;
+  }
+  if (!S_ISREG (st.st_mode) && !S_ISBLK (st.st_mode)) {
+    nbdkit_error ("the %s %s is a %s, not a regular file or a block device",
+                  what, path, S_ISDIR (st.st_mode) ? "directory"
+                  : S_ISCHR (st.st_mode) ? "character device"
+                  : S_ISFIFO (st.st_mode) ? "pipe" : "special file");
     close (fd);
     errno = EINVAL;
     return NULL;
