@@ -42,12 +42,13 @@ results=()
 times=()
 logs=()
 
-# run_stage NAME DIR COMMAND...: run COMMAND in DIR, under the timeout.
+# run_stage NAME DIR DESCRIPTION COMMAND...: run COMMAND in DIR, under
+# the timeout.
 run_stage() {
-    local name=$1 dir=$2 start r
-    shift 2
+    local name=$1 dir=$2 desc=$3 start r
+    shift 3
     echo
-    echo "=== run-tests.sh: $name: $* (in ${dir#$top/})"
+    echo "=== run-tests.sh: $name: $desc (in ${dir#$top/})"
     start=$(date +%s)
     (cd "$dir" && timeout -k 30 "$stage_timeout" "$@")
     r=$?
@@ -78,7 +79,8 @@ build() {
     shift
     rm -rf "$dir"
     mkdir -p "$dir"
-    run_stage "$name" "$dir" sh -c '
+    run_stage "$name" "$dir" \
+        "configure $* && make -j$jobs && make -j$jobs check" sh -c '
         "$0/configure" "$@" &&
         make -j'"$jobs"' &&
         make -j'"$jobs"' check' "$top" "$@"
@@ -87,7 +89,7 @@ build() {
 build normal --enable-werror
 build asan --enable-sanitizers
 if [ -f build/normal/Makefile ]; then
-    run_stage distcheck "$top/build/normal" make -j"$jobs" distcheck
+    run_stage distcheck "$top/build/normal" "make -j$jobs distcheck" make -j"$jobs" distcheck
 fi
 
 echo
