@@ -576,6 +576,152 @@ START_TEST (test_stray_after_terminator)
 }
 END_TEST
 
+/* Appending to a loaded store at an area boundary: n = E-1 (the next
+ * record fills area 0, area 1 holds garbage and must be zeroed), E
+ * (area 1 is current) and E+1.
+ */
+START_TEST (test_append_after_load)
+{
+  static const uint64_t ns[] = { 255, 256, 257 };
+  const uint64_t n = ns[_i];
+  struct msgs m;
+  struct cow_store_params p = params_for (&m, 8);
+  struct image img;
+  struct cow_io *cow, *origin;
+  struct cow_store *s;
+  uint8_t buf[4096], got[4096];
+  const uint8_t *d;
+  size_t size;
+  chunk_t nc;
+
+  msgs_init (&m);
+  image_new_valid (&img, KERNEL_COW_SECTORS * 512, 8);
+  put_records (&img, n, ORIGIN_CHUNKS_4K, false);
+  if (n < 256)
+    memset (img.data + t_area_chunk (8, 1) * 4096, 0xee, 4096);
+  s = open_kernel_geometry (&img, &cow, &origin, &m);
+  /* Two new chunks (2000 and 2001 are not among the old chunks). */
+  for (uint64_t k = 0; k < 2; k++) {
+    pattern_fill (buf, 4096, 5, (2000 + k) * 4096);
+    ck_assert_int_eq (cow_snapshot_pwrite (s, buf, 4096, (2000 + k) * 4096,
+                                           false), 0);
+  }
+  ck_assert_int_eq (cow_store_close (s), 0);
+  /* On disk: records n and n+1 where the format says. */
+  d = cow_io_mem_data (cow, &size);
+  for (uint64_t k = 0; k <= 2; k++) {
+    uint64_t i = n + k;
+    const uint8_t *r = d + t_area_chunk (8, i / 256) * 4096 + (i % 256) * 16;
+
+    ck_assert_uint_eq (get_le64 (r), k < 2 ? 2000 + k : 0);
+    ck_assert_uint_eq (get_le64 (r + 8), k < 2 ? t_data_chunk (8, i) : 0);
+  }
+  if (n < 256)
+    for (size_t i = 2 * 16; i < 4096; i++)
+      ck_assert_uint_eq (d[t_area_chunk (8, 1) * 4096 + i], 0);
+  ck_assert_int_eq (cow_store_open (cow, origin, &p, &s), 0);
+  for (uint64_t i = 0; i < n; i++) {
+    ck_assert (cow_store_lookup (s, old_for (i, ORIGIN_CHUNKS_4K), &nc));
+    ck_assert_uint_eq (nc, t_data_chunk (8, i));
+  }
+  ck_assert (!cow_store_lookup (s, 2002, &nc));
+  for (uint64_t k = 0; k < 2; k++) {
+    ck_assert (cow_store_lookup (s, 2000 + k, &nc));
+    ck_assert_uint_eq (nc, t_data_chunk (8, n + k));
+    ck_assert_int_eq (cow_snapshot_pread (s, got, 4096, (2000 + k) * 4096),
+                      0);
+    pattern_fill (buf, 4096, 5, (2000 + k) * 4096);
+    assert_bytes (got, buf, 4096, "appended chunk");
+  }
+  ck_assert_int_eq (cow_store_close (s), 0);
+  cow_io_close (cow);
+  cow_io_close (origin);
+  image_free (&img);
+}
+END_TEST
+
+/* Opened read-only, then made writable: a new store is initialised
+ * only then, and an existing one takes writes.
+ */
+START_TEST (test_set_writable)
+{
+  struct msgs m;
+  struct cow_store_params p = params_for (&m, 8);
+  struct cow_io *cow, *origin;
+  struct cow_store *s;
+  const uint8_t *d;
+  size_t size;
+  uint8_t buf[100], got[100];
+
+  msgs_init (&m);
+  p.readonly = true;
+  origin = cow_io_mem_new (NULL, KERNEL_ORIGIN_SECTORS * 512, false);
+  cow = cow_io_mem_new (NULL, 64 * 4096, false);
+  ck_assert_int_eq (cow_store_open (cow, origin, &p, &s), 0);
+  d = cow_io_mem_data (cow, &size);
+  ck_assert_uint_eq (get_le32 (d), 0);
+  ck_assert_int_eq (cow_store_set_writable (s), 0);
+  d = cow_io_mem_data (cow, &size);
+  ck_assert (memcmp (d, "SnAp", 4) == 0);
+  memset (buf, 'w', sizeof buf);
+  ck_assert_int_eq (cow_snapshot_pwrite (s, buf, 100, 3 * 4096 + 1, false),
+                    0);
+  ck_assert_int_eq (cow_store_close (s), 0);
+  /* Existing store, read-only then writable. */
+  ck_assert_int_eq (cow_store_open (cow, origin, &p, &s), 0);
+  ck_assert_int_eq (cow_snapshot_pwrite (s, buf, 1, 0, false), -EROFS);
+  ck_assert_int_eq (cow_store_set_writable (s), 0);
+  ck_assert_int_eq (cow_snapshot_pwrite (s, buf, 100, 9 * 4096, false), 0);
+  ck_assert_int_eq (cow_store_close (s), 0);
+  p.readonly = false;
+  ck_assert_int_eq (cow_store_open (cow, origin, &p, &s), 0);
+  ck_assert_int_eq (cow_snapshot_pread (s, got, 100, 3 * 4096 + 1), 0);
+  assert_bytes (got, buf, 100, "first write");
+  ck_assert_int_eq (cow_snapshot_pread (s, got, 100, 9 * 4096), 0);
+  assert_bytes (got, buf, 100, "second write");
+  ck_assert_int_eq (cow_store_close (s), 0);
+  cow_io_close (cow);
+  cow_io_close (origin);
+}
+END_TEST
+
+/* Invalidation rewrites chunk 0 only; the store then refuses to open. */
+START_TEST (test_invalidate)
+{
+  struct msgs m;
+  struct cow_store_params p = params_for (&m, 8);
+  struct image img;
+  struct cow_io *cow, *origin;
+  struct cow_store *s;
+  const uint8_t *d;
+  size_t size;
+  chunk_t nc;
+
+  msgs_init (&m);
+  image_new_valid (&img, COW64, 8);
+  put_records (&img, 5, ORIGIN_CHUNKS_4K, false);
+  memset (img.data + 100, 0x77, 4096 - 100);  /* junk in the header chunk */
+  s = open_kernel_geometry (&img, &cow, &origin, &m);
+  ck_assert_int_eq (cow_store_invalidate (s), 0);
+  ck_assert_int_eq (cow_store_allocate (s, &nc), -EIO);
+  cow_store_close (s);
+  d = cow_io_mem_data (cow, &size);
+  ck_assert (memcmp (d, "SnAp", 4) == 0);
+  ck_assert_uint_eq (get_le32 (d + 4), 0);
+  ck_assert_uint_eq (get_le32 (d + 8), 1);
+  ck_assert_uint_eq (get_le32 (d + 12), 8);
+  for (size_t i = 16; i < 4096; i++)
+    ck_assert_uint_eq (d[i], 0);
+  assert_bytes (d + 4096, img.data + 4096, size - 4096, "after chunk 0");
+  m.errors = 0;
+  ck_assert_int_eq (cow_store_open (cow, origin, &p, &s), -EINVAL);
+  ck_assert_ptr_nonnull (strstr (m.last_error, "invalidated"));
+  cow_io_close (cow);
+  cow_io_close (origin);
+  image_free (&img);
+}
+END_TEST
+
 static Suite *
 load_suite (void)
 {
@@ -593,6 +739,9 @@ load_suite (void)
   tcase_add_test (tc, test_header_chunk_size_wins);
   tcase_add_test (tc, test_last_partial_origin_chunk);
   tcase_add_test (tc, test_stray_after_terminator);
+  tcase_add_loop_test (tc, test_append_after_load, 0, 3);
+  tcase_add_test (tc, test_set_writable);
+  tcase_add_test (tc, test_invalidate);
   suite_add_tcase (s, tc);
 
   tc = tcase_create ("bad");
