@@ -167,6 +167,9 @@ server_connect (struct test_server *s)
 
   if (h == NULL)
     die_nbd ("nbd_create");
+  /* LIBNBD_DEBUG=1 would log every one of thousands of commands. */
+  if (nbd_set_debug (h, false) == -1)
+    die_nbd ("nbd_set_debug");
   if (nbd_connect_unix (h, s->sock) == -1)
     die_nbd ("nbd_connect_unix");
   return h;

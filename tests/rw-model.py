@@ -29,6 +29,7 @@ import nbd
 
 def connect(sock):
     h = nbd.NBD()
+    h.set_debug(False)          # LIBNBD_DEBUG=1 would log every request
     h.connect_unix(sock)
     return h
 
