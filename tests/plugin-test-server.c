@@ -72,7 +72,8 @@ server_start (struct test_server *s, const char *extra)
   const char *plugin = getenv ("SNAPCOW_PLUGIN");
   const char *asan = getenv ("LIBASAN");
   const char *vg = getenv ("SNAPCOW_VALGRIND");
-  char cowarg[160];
+  const char *srcdir = getenv ("srcdir");
+  char cowarg[160], supp[512];
   const char *argv[32];
   int i = 0;
 
@@ -87,12 +88,15 @@ server_start (struct test_server *s, const char *extra)
   unlink (s->pidfile);
   unlink (s->sock);
   snprintf (cowarg, sizeof cowarg, "cow=%s", s->cow);
+  snprintf (supp, sizeof supp, "--suppressions=%s/valgrind.supp",
+            srcdir ? srcdir : ".");
   if (vg && strcmp (vg, "1") == 0) {
     argv[i++] = "valgrind";
     argv[i++] = "--error-exitcode=119";
     argv[i++] = "--leak-check=full";
     argv[i++] = "--errors-for-leak-kinds=definite";
     argv[i++] = "--quiet";
+    argv[i++] = supp;
   }
   argv[i++] = "nbdkit";
   argv[i++] = "-f";
