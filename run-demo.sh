@@ -30,6 +30,7 @@ if [ ! -x configure ] || [ configure.ac -nt configure ] ||
    [ -n "$(find . -name Makefile.am -newer configure -not -path './build/*')" ]
 then
     echo "run-demo.sh: autoreconf -fi"
+    mkdir -p m4      # not in git; aclocal warns if it is missing
     autoreconf -fi
 fi
 mkdir -p "$builddir"

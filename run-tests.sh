@@ -35,6 +35,7 @@ if [ -f config.status ]; then
 fi
 
 echo "run-tests.sh: autoreconf -fi"
+mkdir -p m4          # not in git; aclocal warns if it is missing
 autoreconf -fi || exit 1
 
 names=()
