@@ -63,6 +63,8 @@ check_new_chunks_unique (struct cow_store *s, struct seen *seen, uint64_t n)
 {
   uint32_t E = s->exceptions_per_area;
 
+  if (n < 2)
+    return 0;                   /* and seen may be NULL */
   qsort (seen, n, sizeof *seen, compare_seen);
   for (uint64_t k = 1; k < n; k++)
     if (seen[k].new_chunk == seen[k - 1].new_chunk)

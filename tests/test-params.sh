@@ -27,7 +27,7 @@ expect_fail ()
     local msg="$1" status=0
     shift
     rm -f $d/err $d/sock2
-    timeout 20 "${NBDKIT[@]}" -f -U $d/sock2 "$@" 2>$d/err || status=$?
+    nbdkit_fails $d/err -U $d/sock2 "$@" || status=$?
     cat $d/err
     if [ $status -eq 0 ] || [ $status -eq 124 ]; then
         echo "$0: nbdkit $*: expected a failure, got exit status $status"
