@@ -49,18 +49,19 @@ static struct cow_store *store;
 static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool writable;
 
+/* lib/'s messages, each prefixed with the store it is about. */
 static void
 message (void *opaque, enum cow_msg_level level, const char *msg)
 {
   switch (level) {
   case COW_MSG_ERROR:
-    nbdkit_error ("%s", msg);
+    nbdkit_error ("%s: %s", cow_path, msg);
     break;
   case COW_MSG_WARNING:
     /* nbdkit has no warning call; stderr reaches the user before the
      * fork and the log after it.
      */
-    fprintf (stderr, "nbdkit: snapcow: warning: %s\n", msg);
+    fprintf (stderr, "nbdkit: snapcow: warning: %s: %s\n", cow_path, msg);
     break;
   case COW_MSG_DEBUG:
     if (snapcow_debug_verbose)
@@ -238,13 +239,8 @@ open_store (bool readonly)
     .readonly = readonly,
     .message = message,
   };
-  int r = cow_store_open (cow_io, origin_io, &params, &store);
-
-  if (r < 0) {
-    nbdkit_error ("%s: cannot open the COW store", cow_path);
-    return -1;
-  }
-  return 0;
+  /* lib/ has said why, in one line. */
+  return cow_store_open (cow_io, origin_io, &params, &store) < 0 ? -1 : 0;
 }
 
 static int
