@@ -106,6 +106,25 @@ note_dirty_locked (struct io_mem *m, uint64_t offset, uint64_t count)
   return 0;
 }
 
+/* Copy the dirty ranges, clipped to limit bytes, from src to dst (the
+ * current image and the durable one, one way or the other) and forget
+ * them.  Lock held.
+ */
+static void
+copy_dirty_locked (struct io_mem *m, uint8_t *dst, const uint8_t *src,
+                   uint64_t limit)
+{
+  for (size_t i = 0; i < m->nr_dirty; i++) {
+    const struct range *d = &m->dirty[i];
+    if (d->offset < limit) {
+      uint64_t n = d->count < limit - d->offset ? d->count
+        : limit - d->offset;
+      memcpy (dst + d->offset, src + d->offset, n);
+    }
+  }
+  m->nr_dirty = 0;
+}
+
 /* Make the image at least size bytes.  Lock held. */
 static int
 resize_locked (struct io_mem *m, uint64_t size)
@@ -167,15 +186,7 @@ mem_sync (struct cow_io *io)
     m->durable = p;
     m->durable_size = m->size;
   }
-  for (size_t i = 0; i < m->nr_dirty; i++) {
-    const struct range *d = &m->dirty[i];
-    if (d->offset < m->size) {
-      uint64_t n = d->count < m->size - d->offset ? d->count
-        : m->size - d->offset;
-      memcpy (m->durable + d->offset, m->data + d->offset, n);
-    }
-  }
-  m->nr_dirty = 0;
+  copy_dirty_locked (m, m->durable, m->data, m->size);
   return 0;
 }
 
@@ -328,15 +339,7 @@ cow_io_mem_power_loss (struct cow_io *io)
   /* Writes may have grown the image past the durable size: those bytes
    * go with the crash.
    */
-  for (size_t i = 0; i < m->nr_dirty; i++) {
-    const struct range *d = &m->dirty[i];
-    if (d->offset < m->durable_size) {
-      uint64_t n = d->count < m->durable_size - d->offset ? d->count
-        : m->durable_size - d->offset;
-      memcpy (m->data + d->offset, m->durable + d->offset, n);
-    }
-  }
-  m->nr_dirty = 0;
+  copy_dirty_locked (m, m->data, m->durable, m->durable_size);
   if (m->size != m->durable_size) {
     p = realloc (m->data, m->durable_size ? m->durable_size : 1);
     if (p == NULL)

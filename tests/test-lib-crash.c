@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "snapcow.h"
+#include "test-lib-util.h"
 
 #define ORIGIN_SECTORS (2048 + 6)     /* 1 MiB + a partial chunk */
 #define MAX_LATER 64
@@ -241,16 +242,10 @@ main (void)
 {
   Suite *su = suite_create ("crash");
   TCase *tc = tcase_create ("power loss");
-  SRunner *sr;
-  int failed;
 
   tcase_set_timeout (tc, 600);
   tcase_add_test (tc, test_crash_4k);
   tcase_add_test (tc, test_crash_16k);
   suite_add_tcase (su, tc);
-  sr = srunner_create (su);
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return run_suite (su);
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 
 #include "table.h"
+#include "test-lib-util.h"
 
 /* A bijective scramble, so old chunks are spread and distinct. */
 static chunk_t
@@ -134,8 +135,6 @@ main (void)
 {
   Suite *s = suite_create ("table");
   TCase *tc = tcase_create ("table");
-  SRunner *sr;
-  int failed;
 
   tcase_set_timeout (tc, 120);
   tcase_add_test (tc, test_millions_packed);
@@ -143,9 +142,5 @@ main (void)
   tcase_add_test (tc, test_new_chunk_too_big);
   tcase_add_test (tc, test_lockfree_readers);
   suite_add_tcase (s, tc);
-  sr = srunner_create (s);
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return run_suite (s);
 }

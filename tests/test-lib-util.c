@@ -169,3 +169,15 @@ assert_bytes (const void *got, const void *want, size_t count,
       ck_abort_msg ("%s: byte %zu is 0x%02x, expected 0x%02x",
                     what, i, g[i], w[i]);
 }
+
+int
+run_suite (Suite *s)
+{
+  SRunner *sr = srunner_create (s);
+  int failed;
+
+  srunner_run_all (sr, CK_NORMAL);
+  failed = srunner_ntests_failed (sr);
+  srunner_free (sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

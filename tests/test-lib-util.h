@@ -12,7 +12,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <check.h>
+
 #include "snapcow.h"
+
+/* Run a suite; the process's exit status. */
+extern int run_suite (Suite *s);
 
 /* Collects the messages handed to params.message. */
 struct msgs {
