@@ -24,6 +24,13 @@ PACKAGES=(
     python3-libnbd
     qemu-utils
     fio
+    # The kernel tests (test-kernel-*.sh): qemu boots Debian's kernel with
+    # an initramfs built from dmsetup, cpio, kmod (depmod) and xz-utils.
+    qemu-system-x86
+    dmsetup
+    cpio
+    kmod
+    xz-utils
     # Man pages: pod2man and podchecker.
     perl
 )
