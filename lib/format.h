@@ -46,11 +46,6 @@ extern void cow_decode_exception (const void *area, uint32_t index,
 extern void cow_encode_exception (void *area, uint32_t index,
                                   const struct core_exception *e);
 
-/* 0 if chunk_sectors is usable for a store, else -EINVAL with a reason
- * in *why (a static string).
- */
-extern int cow_check_chunk_sectors (uint64_t chunk_sectors, const char **why);
-
 /* E: one area is one chunk of 16-byte records. */
 static inline uint32_t
 cow_exceptions_per_area (uint32_t chunk_sectors)

@@ -44,7 +44,7 @@ check_record (struct cow_store *s, uint64_t area, uint32_t i,
                         ": new_chunk %" PRIu64 " is past the end of the "
                         "store (%" PRIu64 " chunks)",
                         area, i, e->new_chunk, s->dev_chunks);
-  if (e->old_chunk >= s->origin_chunks)
+  if (s->origin && e->old_chunk >= s->origin_chunks)
     return store_error (s, EINVAL, "area %" PRIu64 " record %" PRIu32
                         ": old_chunk %" PRIu64 " is past the end of the "
                         "origin (%" PRIu64 " chunks): is this the right "

@@ -43,6 +43,11 @@ typedef uint64_t chunk_t;
  */
 #define COW_MAX_CHUNK_SECTORS  (1u << 11)
 
+/* 0 if chunk_sectors is usable for a store, else -EINVAL with a reason
+ * in *why (a static string: "is not a power of two", ...).
+ */
+extern int cow_check_chunk_sectors (uint64_t chunk_sectors, const char **why);
+
 /* Message levels handed to the callback. */
 enum cow_msg_level {
   COW_MSG_ERROR,      /* the call that reported it fails */
@@ -86,6 +91,10 @@ struct cow_usage {
  * unchanged and writes nothing).  Otherwise the header and every record
  * are validated and loaded.  On success *storep owns neither backend:
  * the caller closes them after cow_store_close.
+ *
+ * origin may be NULL to inspect or create a store without its origin
+ * (the tool): old_chunk is then not checked against an origin's size,
+ * and the snapshot has no data to read or write.
  */
 extern int cow_store_open (struct cow_io *cow, struct cow_io *origin,
                            const struct cow_store_params *params,
@@ -166,5 +175,50 @@ typedef int (*cow_extent_fn) (void *opaque, uint64_t offset, uint64_t length,
 extern int cow_snapshot_extents (struct cow_store *s, uint32_t count,
                                  uint64_t offset, cow_extent_fn add,
                                  void *opaque);
+
+/* Inspection, for the tool. */
+
+/* Chunk 0 as it is on disk, unchecked (an invalidated or foreign store
+ * too).  A device shorter than the header reads as zeroes past its end.
+ */
+struct cow_header_info {
+  uint32_t magic;
+  uint32_t valid;
+  uint32_t version;
+  uint32_t chunk_sectors;
+};
+extern int cow_read_header (struct cow_io *cow, struct cow_header_info *h);
+
+/* Call fn for each committed record in on-disk order, stopping at the
+ * first non-zero return, which is returned.
+ */
+typedef int (*cow_record_fn) (void *opaque, uint64_t area, uint32_t index,
+                              chunk_t old_chunk, chunk_t new_chunk);
+extern int cow_store_for_each_record (struct cow_store *s, cow_record_fn fn,
+                                      void *opaque);
+
+/* Check a store without trusting it, reporting every problem (not just
+ * the first, unlike cow_store_open) through fn.  Errors make the store
+ * unusable; warnings are stray data the kernel ignores (records after
+ * the terminator, non-zero areas past the current one, data past the
+ * next free chunk).  Returns 0 when the check ran (see the counts), or
+ * a negative errno when the device could not be read at all.
+ * origin_size 0 means unknown: old_chunk bounds are not checked.
+ */
+enum cow_severity { COW_PROBLEM_ERROR, COW_PROBLEM_WARNING };
+typedef void (*cow_problem_fn) (void *opaque, enum cow_severity severity,
+                                const char *msg);
+struct cow_check_summary {
+  uint32_t chunk_sectors;
+  uint64_t records;
+  uint64_t areas;               /* areas read, the current one included */
+  chunk_t next_free;
+  uint64_t errors;
+  uint64_t warnings;
+  bool is_new;                  /* magic 0: an empty new store */
+};
+extern int cow_check (struct cow_io *cow, uint64_t origin_size,
+                      cow_problem_fn fn, void *opaque,
+                      struct cow_check_summary *summary);
 
 #endif /* SNAPCOW_H */

@@ -122,24 +122,37 @@ set_limits (struct cow_store *s)
     s->max_chunks = s->table.max_new_chunk;
 }
 
-/* Read and check chunk 0.  Sets *is_new for a zero magic. */
-static int
-read_header (struct cow_store *s, uint64_t dev_size, uint32_t want_sectors,
-             bool *is_new)
+int
+cow_read_header (struct cow_io *cow, struct cow_header_info *info)
 {
   uint8_t buf[COW_SECTOR_SIZE] = { 0 };
   struct core_header h;
-  const char *why;
-  int r;
+  uint64_t size;
+  int r = cow_io_get_size (cow, &size);
 
-  if (dev_size > 0) {
-    r = cow_io_pread (s->cow, buf,
-                      dev_size < sizeof buf ? dev_size : sizeof buf, 0);
-    if (r < 0)
-      return store_error (s, -r, "cannot read the store's header: %s",
-                          strerror (-r));
-  }
+  if (r == 0 && size > 0)
+    r = cow_io_pread (cow, buf, size < sizeof buf ? size : sizeof buf, 0);
+  if (r < 0)
+    return r;
   cow_decode_header (buf, &h);
+  *info = (struct cow_header_info) {
+    .magic = h.magic, .valid = h.valid, .version = h.version,
+    .chunk_sectors = h.chunk_sectors,
+  };
+  return 0;
+}
+
+/* Read and check chunk 0.  Sets *is_new for a zero magic. */
+static int
+read_header (struct cow_store *s, uint32_t want_sectors, bool *is_new)
+{
+  struct cow_header_info h;
+  const char *why;
+  int r = cow_read_header (s->cow, &h);
+
+  if (r < 0)
+    return store_error (s, -r, "cannot read the store's header: %s",
+                        strerror (-r));
   *is_new = h.magic == 0;
   if (*is_new) {
     s->chunk_sectors = want_sectors;
@@ -224,15 +237,17 @@ cow_store_open (struct cow_io *cow, struct cow_io *origin,
     goto err;
   }
 
-  r = cow_io_get_size (origin, &s->origin_size);
-  if (r < 0) {
-    r = store_error (s, -r, "cannot get the origin's size: %s",
-                     strerror (-r));
-    goto err;
-  }
-  if (s->origin_size == 0) {
-    r = store_error (s, EINVAL, "the origin is empty (0 bytes)");
-    goto err;
+  if (origin) {
+    r = cow_io_get_size (origin, &s->origin_size);
+    if (r < 0) {
+      r = store_error (s, -r, "cannot get the origin's size: %s",
+                       strerror (-r));
+      goto err;
+    }
+    if (s->origin_size == 0) {
+      r = store_error (s, EINVAL, "the origin is empty (0 bytes)");
+      goto err;
+    }
   }
   r = cow_io_get_size (cow, &dev_size);
   if (r < 0) {
@@ -240,7 +255,7 @@ cow_store_open (struct cow_io *cow, struct cow_io *origin,
                      strerror (-r));
     goto err;
   }
-  r = read_header (s, dev_size, params->chunk_sectors ? want : 0, &is_new);
+  r = read_header (s, params->chunk_sectors ? want : 0, &is_new);
   if (r < 0)
     goto err;
   if (s->chunk_sectors == 0)
@@ -248,7 +263,12 @@ cow_store_open (struct cow_io *cow, struct cow_io *origin,
   s->chunk_bytes = (uint64_t) s->chunk_sectors * COW_SECTOR_SIZE;
   s->chunk_shift = __builtin_ctzll (s->chunk_bytes);
   s->exceptions_per_area = cow_exceptions_per_area (s->chunk_sectors);
-  s->origin_chunks = (s->origin_size + s->chunk_bytes - 1) >> s->chunk_shift;
+  /* Without an origin any old_chunk goes (the table then uses its wide
+   * layout).
+   */
+  s->origin_chunks = origin
+    ? (s->origin_size + s->chunk_bytes - 1) >> s->chunk_shift
+    : UINT64_MAX >> 1;
   s->dev_size = dev_size;
   s->dev_chunks = dev_size >> s->chunk_shift;
 

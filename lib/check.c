@@ -1,0 +1,315 @@
+/* check.c: check a store without trusting it, and keep going after a
+ * problem so that every one is reported (the loader in load.c stops at
+ * the first).  It only reads.
+ *
+ * Errors are what the kernel or the loader would trip on; warnings are
+ * stray data that both ignore: records after the terminator of the
+ * current area, non-zero bytes in the areas after it, data in chunks
+ * past the next free one (a crash between a copy and its commit leaves
+ * those).
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "format.h"
+#include "table.h"
+
+struct checker {
+  struct cow_io *cow;
+  cow_problem_fn fn;
+  void *opaque;
+  struct cow_check_summary *sum;
+  uint32_t E;
+  uint64_t chunk_bytes;
+  chunk_t dev_chunks;
+  chunk_t origin_chunks;        /* 0: unknown */
+};
+
+static void __attribute__ ((format (printf, 3, 4)))
+problem (struct checker *c, enum cow_severity sev, const char *fs, ...)
+{
+  char msg[512];
+  va_list args;
+
+  va_start (args, fs);
+  vsnprintf (msg, sizeof msg, fs, args);
+  va_end (args);
+  if (sev == COW_PROBLEM_ERROR)
+    c->sum->errors++;
+  else
+    c->sum->warnings++;
+  if (c->fn)
+    c->fn (c->opaque, sev, msg);
+}
+
+static bool
+all_zero (const uint8_t *p, size_t n)
+{
+  return n == 0 || (p[0] == 0 && memcmp (p, p + 1, n - 1) == 0);
+}
+
+struct seen {
+  chunk_t new_chunk;
+  uint64_t seq;
+};
+
+static int
+compare_seen (const void *a, const void *b)
+{
+  const struct seen *x = a, *y = b;
+
+  if (x->new_chunk != y->new_chunk)
+    return x->new_chunk < y->new_chunk ? -1 : 1;
+  return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Check one record; returns true if it is usable. */
+static bool
+check_record (struct checker *c, struct cow_table *t, uint64_t area,
+              uint32_t i, const struct core_exception *e)
+{
+  chunk_t other;
+  bool ok = true;
+
+  if (cow_is_metadata_chunk (c->E, e->new_chunk)) {
+    problem (c, COW_PROBLEM_ERROR, "area %" PRIu64 " record %" PRIu32
+             ": new_chunk %" PRIu64 " points at a metadata area",
+             area, i, e->new_chunk);
+    ok = false;
+  }
+  else if (e->new_chunk >= c->dev_chunks) {
+    problem (c, COW_PROBLEM_ERROR, "area %" PRIu64 " record %" PRIu32
+             ": new_chunk %" PRIu64 " is past the end of the store (%"
+             PRIu64 " chunks)", area, i, e->new_chunk, c->dev_chunks);
+    ok = false;
+  }
+  if (c->origin_chunks && e->old_chunk >= c->origin_chunks) {
+    problem (c, COW_PROBLEM_ERROR, "area %" PRIu64 " record %" PRIu32
+             ": old_chunk %" PRIu64 " is past the end of the origin (%"
+             PRIu64 " chunks)", area, i, e->old_chunk, c->origin_chunks);
+    ok = false;
+  }
+  if (table_lookup (t, e->old_chunk, &other)) {
+    problem (c, COW_PROBLEM_ERROR, "area %" PRIu64 " record %" PRIu32
+             ": duplicate old_chunk %" PRIu64 " (already mapped to "
+             "new_chunk %" PRIu64 ")", area, i, e->old_chunk, other);
+    ok = false;
+  }
+  else if (table_insert_locked (t, e->old_chunk, e->new_chunk) < 0) {
+    problem (c, COW_PROBLEM_ERROR, "area %" PRIu64 " record %" PRIu32
+             ": cannot track old_chunk %" PRIu64 " (out of memory)",
+             area, i, e->old_chunk);
+    ok = false;
+  }
+  return ok;
+}
+
+/* The stray data the kernel ignores, from the current area on. */
+static int
+check_strays (struct checker *c, uint8_t *buf, uint64_t current_area)
+{
+  uint64_t area, bad_areas = 0, bad_chunks = 0, first_bad = 0;
+  chunk_t ch;
+  int r;
+
+  for (area = current_area + 1;
+       cow_area_location (c->E, area) < c->dev_chunks; area++) {
+    r = cow_io_pread (c->cow, buf, c->chunk_bytes,
+                      cow_area_location (c->E, area) * c->chunk_bytes);
+    if (r < 0)
+      return r;
+    if (!all_zero (buf, c->chunk_bytes))
+      bad_areas++;
+  }
+  if (bad_areas)
+    problem (c, COW_PROBLEM_WARNING, "%" PRIu64 " metadata area(s) after "
+             "the current one (area %" PRIu64 ") are not zeroed; the "
+             "kernel ignores them", bad_areas, current_area);
+
+  for (ch = c->sum->next_free; ch < c->dev_chunks; ch++) {
+    uint64_t len;
+    bool hole;
+
+    if (cow_is_metadata_chunk (c->E, ch))
+      continue;
+    /* Skip a sparse file's holes without reading them. */
+    if (c->cow->ops->extent &&
+        c->cow->ops->extent (c->cow, ch * c->chunk_bytes,
+                             (c->dev_chunks - ch) * c->chunk_bytes,
+                             &len, &hole) == 0 && hole) {
+      ch += len / c->chunk_bytes;
+      if (len % c->chunk_bytes == 0)
+        ch--;
+      continue;
+    }
+    r = cow_io_pread (c->cow, buf, c->chunk_bytes, ch * c->chunk_bytes);
+    if (r < 0)
+      return r;
+    if (!all_zero (buf, c->chunk_bytes)) {
+      if (bad_chunks++ == 0)
+        first_bad = ch;
+    }
+  }
+  if (bad_chunks)
+    problem (c, COW_PROBLEM_WARNING, "%" PRIu64 " data chunk(s) past the "
+             "next free chunk %" PRIu64 " hold data (the first is chunk %"
+             PRIu64 "), left by writes that were never committed; the "
+             "kernel ignores them", bad_chunks, c->sum->next_free,
+             first_bad);
+  return 0;
+}
+
+static int
+check_areas (struct checker *c, uint8_t *buf)
+{
+  struct cow_table t;
+  struct seen *seen = NULL;
+  uint64_t n = 0, cap = 0, area;
+  chunk_t max_new = 0;
+  bool ended = false;
+  int r;
+
+  r = table_init (&t, UINT64_MAX >> 1, c->dev_chunks, 0);
+  if (r < 0)
+    return r;
+  for (area = 0; !ended; area++) {
+    chunk_t loc = cow_area_location (c->E, area);
+    uint32_t i;
+
+    if (loc >= c->dev_chunks) {
+      problem (c, COW_PROBLEM_ERROR, area == 0
+               ? "the store is too small for a header and one area"
+               : "area %" PRIu64 " (chunk %" PRIu64 ") is past the end of "
+               "the store (%" PRIu64 " chunks): the last area is full and "
+               "has no successor (truncated store?)",
+               area, loc, c->dev_chunks);
+      break;
+    }
+    r = cow_io_pread (c->cow, buf, c->chunk_bytes, loc * c->chunk_bytes);
+    if (r < 0) {
+      problem (c, COW_PROBLEM_ERROR, "cannot read area %" PRIu64
+               " at chunk %" PRIu64 ": %s", area, loc, strerror (-r));
+      break;
+    }
+    c->sum->areas++;
+    for (i = 0; i < c->E; i++) {
+      struct core_exception e;
+
+      cow_decode_exception (buf, i, &e);
+      if (e.new_chunk == 0)
+        break;
+      c->sum->records++;
+      if (!check_record (c, &t, area, i, &e))
+        continue;
+      if (n == cap) {
+        struct seen *p;
+        cap = cap ? 2 * cap : 1024;
+        p = realloc (seen, cap * sizeof *seen);
+        if (p == NULL) {
+          r = -ENOMEM;
+          goto out;
+        }
+        seen = p;
+      }
+      seen[n++] = (struct seen) { e.new_chunk, area * c->E + i };
+      if (e.new_chunk > max_new)
+        max_new = e.new_chunk;
+    }
+    if (i < c->E) {
+      size_t at = (size_t) i * sizeof (struct disk_exception);
+      ended = true;
+      c->sum->next_free = n ? cow_skip_metadata (c->E, max_new + 1) : 2;
+      if (!all_zero (buf + at, c->chunk_bytes - at))
+        problem (c, COW_PROBLEM_WARNING, "area %" PRIu64 ": bytes after "
+                 "the terminator (record %" PRIu32 ") are not zero; the "
+                 "kernel ignores them", area, i);
+      r = check_strays (c, buf, area);
+      if (r < 0) {
+        problem (c, COW_PROBLEM_ERROR, "cannot read the store: %s",
+                 strerror (-r));
+        r = 0;
+      }
+    }
+  }
+
+  if (n > 1)
+    qsort (seen, n, sizeof *seen, compare_seen);
+  for (uint64_t k = 1; k < n; k++)
+    if (seen[k].new_chunk == seen[k - 1].new_chunk)
+      problem (c, COW_PROBLEM_ERROR, "area %" PRIu64 " record %" PRIu64
+               ": new_chunk %" PRIu64 " is also used by area %" PRIu64
+               " record %" PRIu64, seen[k].seq / c->E, seen[k].seq % c->E,
+               seen[k].new_chunk, seen[k - 1].seq / c->E,
+               seen[k - 1].seq % c->E);
+  r = 0;
+ out:
+  free (seen);
+  table_free (&t);
+  return r;
+}
+
+int
+cow_check (struct cow_io *cow, uint64_t origin_size, cow_problem_fn fn,
+           void *opaque, struct cow_check_summary *sum)
+{
+  struct checker c = { .cow = cow, .fn = fn, .opaque = opaque, .sum = sum };
+  struct cow_header_info h;
+  CLEANUP_FREE uint8_t *buf = NULL;
+  const char *why;
+  uint64_t size;
+  int r;
+
+  *sum = (struct cow_check_summary) { .next_free = 2 };
+  r = cow_io_get_size (cow, &size);
+  if (r == 0)
+    r = cow_read_header (cow, &h);
+  if (r < 0)
+    return r;
+  if (h.magic == 0) {
+    sum->is_new = true;
+    return 0;
+  }
+  if (h.magic != COW_SNAP_MAGIC) {
+    problem (&c, COW_PROBLEM_ERROR, "bad magic 0x%08" PRIx32 " in the "
+             "header (expected 0x%08x): not a dm-snapshot store",
+             h.magic, COW_SNAP_MAGIC);
+    return 0;
+  }
+  if (h.version != COW_DISK_VERSION) {
+    problem (&c, COW_PROBLEM_ERROR, "unsupported store version %" PRIu32
+             " (only version %d exists)", h.version, COW_DISK_VERSION);
+    return 0;
+  }
+  if (cow_check_chunk_sectors (h.chunk_sectors, &why) < 0) {
+    problem (&c, COW_PROBLEM_ERROR, "the header's chunk size of %" PRIu32
+             " sectors %s", h.chunk_sectors, why);
+    return 0;
+  }
+  if (h.valid != 1)
+    problem (&c, COW_PROBLEM_ERROR, "the store is invalidated (header "
+             "valid=%" PRIu32 "); its records are checked all the same",
+             h.valid);
+  sum->chunk_sectors = h.chunk_sectors;
+  c.E = cow_exceptions_per_area (h.chunk_sectors);
+  c.chunk_bytes = (uint64_t) h.chunk_sectors * COW_SECTOR_SIZE;
+  c.dev_chunks = size / c.chunk_bytes;
+  c.origin_chunks = (origin_size + c.chunk_bytes - 1) / c.chunk_bytes;
+  buf = malloc (c.chunk_bytes);
+  if (buf == NULL)
+    return -ENOMEM;
+  /* The kernel writes zeroes after the header; anything else is stray. */
+  if (c.dev_chunks > 0 &&
+      cow_io_pread (cow, buf, c.chunk_bytes, 0) == 0 &&
+      !all_zero (buf + sizeof (struct disk_header),
+                 c.chunk_bytes - sizeof (struct disk_header)))
+    problem (&c, COW_PROBLEM_WARNING, "the header chunk holds non-zero "
+             "bytes after the header; the kernel ignores them");
+  return check_areas (&c, buf);
+}

@@ -1,0 +1,158 @@
+/* common.c: helpers shared by the snapcow commands (tool.h). */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tool.h"
+
+const char *command_name = "snapcow";
+
+void
+tool_error (const char *file, const char *fs, ...)
+{
+  va_list args;
+
+  fprintf (stderr, "%s: ", command_name);
+  if (file)
+    fprintf (stderr, "%s: ", file);
+  va_start (args, fs);
+  vfprintf (stderr, fs, args);
+  va_end (args);
+  fputc ('\n', stderr);
+}
+
+void
+tool_message (void *opaque, enum cow_msg_level level, const char *msg)
+{
+  switch (level) {
+  case COW_MSG_ERROR:
+    tool_error (opaque, "%s", msg);
+    break;
+  case COW_MSG_WARNING:
+    tool_error (opaque, "warning: %s", msg);
+    break;
+  case COW_MSG_DEBUG:
+    break;
+  }
+}
+
+struct cow_io *
+open_device (const char *path, int flags, int *fdp)
+{
+  int fd = open (path, flags | O_CLOEXEC, 0644);
+  struct cow_io *io;
+  struct stat st;
+
+  if (fd == -1) {
+    tool_error (path, "%m");
+    return NULL;
+  }
+  if (fstat (fd, &st) == -1) {
+    tool_error (path, "%m");
+    close (fd);
+    return NULL;
+  }
+  if (!S_ISREG (st.st_mode) && !S_ISBLK (st.st_mode)) {
+    tool_error (path, "%s, not a regular file or a block device",
+                S_ISDIR (st.st_mode) ? "a directory" : "a special file");
+    close (fd);
+    return NULL;
+  }
+  io = cow_io_fd_new (fd);
+  if (io == NULL) {
+    tool_error (path, "%m");
+    close (fd);
+    return NULL;
+  }
+  if (fdp)
+    *fdp = fd;
+  return io;
+}
+
+int
+open_store_readonly (const char *path, const char *origin, struct opened *o)
+{
+  struct cow_store_params p = {
+    .readonly = true, .message = tool_message, .message_opaque = (void *) path,
+  };
+
+  *o = (struct opened) { NULL };
+  o->cow = open_device (path, O_RDONLY, NULL);
+  if (o->cow == NULL)
+    return -1;
+  if (origin) {
+    o->origin = open_device (origin, O_RDONLY, NULL);
+    if (o->origin == NULL)
+      goto err;
+  }
+  if (cow_store_open (o->cow, o->origin, &p, &o->store) < 0)
+    goto err;
+  return 0;
+ err:
+  close_store (o);
+  return -1;
+}
+
+void
+close_store (struct opened *o)
+{
+  cow_store_close (o->store);
+  cow_io_close (o->cow);
+  cow_io_close (o->origin);
+  *o = (struct opened) { NULL };
+}
+
+int64_t
+parse_size (const char *s)
+{
+  char *end;
+  long long v;
+  int shift = 0;
+
+  errno = 0;
+  v = strtoll (s, &end, 10);
+  if (errno || end == s || v < 0)
+    return -1;
+  switch (*end) {
+  case '\0': break;
+  case 'k': case 'K': shift = 10; end++; break;
+  case 'm': case 'M': shift = 20; end++; break;
+  case 'g': case 'G': shift = 30; end++; break;
+  case 't': case 'T': shift = 40; end++; break;
+  default: return -1;
+  }
+  if (*end != '\0' || v > (INT64_MAX >> shift))
+    return -1;
+  return (int64_t) v << shift;
+}
+
+void
+json_string (FILE *fp, const char *s)
+{
+  fputc ('"', fp);
+  for (; *s; s++) {
+    unsigned char ch = *s;
+    if (ch == '"' || ch == '\\')
+      fprintf (fp, "\\%c", ch);
+    else if (ch < 0x20)
+      fprintf (fp, "\\u%04x", ch);
+    else
+      fputc (ch, fp);
+  }
+  fputc ('"', fp);
+}
+
+int
+usage (const char *text, bool help)
+{
+  fputs (text, help ? stdout : stderr);
+  if (!help)
+    fprintf (stderr, "Try '%s --help'.\n", command_name);
+  return help ? EXIT_OK : EXIT_USAGE;
+}
