@@ -4,9 +4,15 @@
  * the image; this backend is for correctness, not speed.
  *
  * Power loss: once tracking is on, the image as of the last sync is
- * kept apart (`durable`), with the ranges changed since (`dirty`).  A
- * crash puts those ranges back as they were and the size as it was, as
- * if every write since the last sync never reached the disk.
+ * kept apart (`durable`), with every change since (write, punch, grow)
+ * as a record of its own, bytes and all, in call order (`log`).  A
+ * sync applies the log to the durable image.  A crash either drops the
+ * whole log (cow_io_mem_power_loss) or, like a disk losing power with
+ * a volatile cache (cow_io_mem_power_loss_random), keeps any subset of
+ * the records, applied in any order, each possibly torn: of a torn
+ * record only some of its 512-byte sectors land.  A sector is atomic.
+ * A grow that is lost shrinks the image back; bytes landing past the
+ * size the crash leaves are lost with it.
  */
 #include <config.h>
 
@@ -30,8 +36,12 @@ struct fault {
   bool fired;
 };
 
-struct range {
-  uint64_t offset, count;
+/* One change since the last sync. */
+enum change_kind { CH_WRITE, CH_PUNCH, CH_GROW };
+struct change {
+  enum change_kind kind;
+  uint64_t offset, count;       /* grow: offset is the new size */
+  uint8_t *bytes;               /* write: a copy of the data */
 };
 
 struct io_mem {
@@ -43,8 +53,8 @@ struct io_mem {
   /* Power loss tracking: durable == NULL when off. */
   uint8_t *durable;
   size_t durable_size;
-  struct range *dirty;
-  size_t nr_dirty, dirty_cap;
+  struct change *log;
+  size_t nr_log, log_cap;
   struct fault faults[NR_OPS];
   unsigned counts[NR_OPS];
 };
@@ -88,41 +98,82 @@ mem_pread (struct cow_io *io, void *buf, size_t count, uint64_t offset)
   return 0;
 }
 
-/* Remember a range changed since the last sync.  Lock held. */
+/* Remember a change made since the last sync (bytes: the data of a
+ * write, copied).  Lock held.
+ */
 static int
-note_dirty_locked (struct io_mem *m, uint64_t offset, uint64_t count)
+log_change_locked (struct io_mem *m, enum change_kind kind, uint64_t offset,
+                   uint64_t count, const void *bytes)
 {
+  struct change c = { kind, offset, count, NULL };
+
   if (m->durable == NULL)
     return 0;
-  if (m->nr_dirty == m->dirty_cap) {
-    size_t cap = m->dirty_cap ? 2 * m->dirty_cap : 64;
-    struct range *d = realloc (m->dirty, cap * sizeof *d);
+  if (m->nr_log == m->log_cap) {
+    size_t cap = m->log_cap ? 2 * m->log_cap : 64;
+    struct change *d = realloc (m->log, cap * sizeof *d);
     if (d == NULL)
       return -ENOMEM;
-    m->dirty = d;
-    m->dirty_cap = cap;
+    m->log = d;
+    m->log_cap = cap;
   }
-  m->dirty[m->nr_dirty++] = (struct range) { offset, count };
+  if (kind == CH_WRITE) {
+    c.bytes = malloc (count ? count : 1);
+    if (c.bytes == NULL)
+      return -ENOMEM;
+    memcpy (c.bytes, bytes, count);
+  }
+  m->log[m->nr_log++] = c;
   return 0;
 }
 
-/* Copy the dirty ranges, clipped to limit bytes, from src to dst (the
- * current image and the durable one, one way or the other) and forget
- * them.  Lock held.
+static void
+forget_log_locked (struct io_mem *m)
+{
+  for (size_t i = 0; i < m->nr_log; i++)
+    free (m->log[i].bytes);
+  m->nr_log = 0;
+}
+
+/* Resize a buffer of *size bytes to size bytes, zeroing what is new. */
+static int
+resize_buf (uint8_t **buf, size_t *cur, uint64_t size)
+{
+  uint8_t *p;
+
+  if (size > SIZE_MAX)
+    return -ENOMEM;
+  if (size == *cur)
+    return 0;
+  p = realloc (*buf, size ? size : 1);
+  if (p == NULL)
+    return -ENOMEM;
+  if (size > *cur)
+    memset (p + *cur, 0, size - *cur);
+  *buf = p;
+  *cur = size;
+  return 0;
+}
+
+/* Apply the sectors [s0, s1) of change c (sector numbers relative to
+ * the device) to img of size bytes, clipping at size.
  */
 static void
-copy_dirty_locked (struct io_mem *m, uint8_t *dst, const uint8_t *src,
-                   uint64_t limit)
+apply_sectors (const struct change *c, uint8_t *img, uint64_t size,
+               uint64_t s0, uint64_t s1)
 {
-  for (size_t i = 0; i < m->nr_dirty; i++) {
-    const struct range *d = &m->dirty[i];
-    if (d->offset < limit) {
-      uint64_t n = d->count < limit - d->offset ? d->count
-        : limit - d->offset;
-      memcpy (dst + d->offset, src + d->offset, n);
-    }
-  }
-  m->nr_dirty = 0;
+  uint64_t from = s0 * 512 > c->offset ? s0 * 512 : c->offset;
+  uint64_t to = s1 * 512 < c->offset + c->count ? s1 * 512
+    : c->offset + c->count;
+
+  if (to > size)
+    to = size;
+  if (from >= to)
+    return;
+  if (c->kind == CH_WRITE)
+    memcpy (img + from, c->bytes + (from - c->offset), to - from);
+  else
+    memset (img + from, 0, to - from);
 }
 
 /* Make the image at least size bytes.  Lock held. */
@@ -157,11 +208,13 @@ mem_pwrite (struct cow_io *io, const void *buf, size_t count, uint64_t offset)
     /* Like a file, a growable image extends on a write past the end. */
     if (!m->growable)
       return -ENOSPC;
-    r = resize_locked (m, offset + count);
+    r = log_change_locked (m, CH_GROW, offset + count, 0, NULL);
+    if (r == 0)
+      r = resize_locked (m, offset + count);
     if (r < 0)
       return r;
   }
-  r = note_dirty_locked (m, offset, count);
+  r = log_change_locked (m, CH_WRITE, offset, count, buf);
   if (r < 0)
     return r;
   memcpy (m->data + offset, buf, count);
@@ -177,16 +230,20 @@ mem_sync (struct cow_io *io)
 
   if (r < 0 || m->durable == NULL)
     return r;
-  if (m->size != m->durable_size) {
-    uint8_t *p = realloc (m->durable, m->size ? m->size : 1);
-    if (p == NULL)
-      return -ENOMEM;
-    if (m->size > m->durable_size)
-      memset (p + m->durable_size, 0, m->size - m->durable_size);
-    m->durable = p;
-    m->durable_size = m->size;
+  /* Everything since the last sync is on disk now: the durable image
+   * becomes the current one.
+   */
+  r = resize_buf (&m->durable, &m->durable_size, m->size);
+  if (r < 0)
+    return r;
+  for (size_t i = 0; i < m->nr_log; i++) {
+    const struct change *c = &m->log[i];
+    if (c->kind != CH_GROW)
+      memcpy (m->durable + c->offset, m->data + c->offset,
+              c->offset < m->size ? (c->count < m->size - c->offset
+                                     ? c->count : m->size - c->offset) : 0);
   }
-  copy_dirty_locked (m, m->durable, m->data, m->size);
+  forget_log_locked (m);
   return 0;
 }
 
@@ -211,6 +268,11 @@ mem_grow (struct cow_io *io, uint64_t size)
     return r;
   if (!m->growable)
     return -ENOTSUP;            /* a fixed size, like a block device */
+  if (size > m->size) {
+    r = log_change_locked (m, CH_GROW, size, 0, NULL);
+    if (r < 0)
+      return r;
+  }
   return resize_locked (m, size);
 }
 
@@ -225,7 +287,7 @@ mem_punch (struct cow_io *io, uint64_t offset, uint64_t count)
     return r;
   if (!in_range (m, count, offset))
     return -EIO;
-  r = note_dirty_locked (m, offset, count);
+  r = log_change_locked (m, CH_PUNCH, offset, count, NULL);
   if (r < 0)
     return r;
   memset (m->data + offset, 0, count);
@@ -240,7 +302,8 @@ mem_close (struct cow_io *io)
   pthread_mutex_destroy (&m->lock);
   free (m->data);
   free (m->durable);
-  free (m->dirty);
+  forget_log_locked (m);
+  free (m->log);
   free (m);
 }
 
@@ -323,7 +386,30 @@ cow_io_mem_track_power_loss (struct cow_io *io)
     return -ENOMEM;
   memcpy (m->durable, m->data, m->size);
   m->durable_size = m->size;
-  m->nr_dirty = 0;
+  forget_log_locked (m);
+  return 0;
+}
+
+/* Make the image what the crash left (img, size bytes; taken over) and
+ * the durable image a copy of it.  Lock held.
+ */
+static int
+set_image_locked (struct io_mem *m, uint8_t *img, size_t size)
+{
+  uint8_t *d = malloc (size ? size : 1);
+
+  if (d == NULL) {
+    free (img);
+    return -ENOMEM;
+  }
+  memcpy (d, img, size);
+  free (m->data);
+  free (m->durable);
+  m->data = img;
+  m->size = size;
+  m->durable = d;
+  m->durable_size = size;
+  forget_log_locked (m);
   return 0;
 }
 
@@ -332,22 +418,114 @@ cow_io_mem_power_loss (struct cow_io *io)
 {
   struct io_mem *m = MEM (io);
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&m->lock);
-  uint8_t *p;
+  uint8_t *img;
 
   if (m->durable == NULL)
     return -EINVAL;
-  /* Writes may have grown the image past the durable size: those bytes
-   * go with the crash.
-   */
-  copy_dirty_locked (m, m->data, m->durable, m->durable_size);
-  if (m->size != m->durable_size) {
-    p = realloc (m->data, m->durable_size ? m->durable_size : 1);
-    if (p == NULL)
-      return -ENOMEM;
-    if (m->durable_size > m->size)
-      memcpy (p + m->size, m->durable + m->size, m->durable_size - m->size);
-    m->data = p;
-    m->size = m->durable_size;
+  img = malloc (m->durable_size ? m->durable_size : 1);
+  if (img == NULL)
+    return -ENOMEM;
+  memcpy (img, m->durable, m->durable_size);
+  return set_image_locked (m, img, m->durable_size);
+}
+
+static uint64_t
+splitmix (uint64_t *x)
+{
+  uint64_t z = (*x += 0x9e3779b97f4a7c15u);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+  return z ^ (z >> 31);
+}
+
+int
+cow_io_mem_power_loss_random (struct cow_io *io, uint64_t seed,
+                              struct cow_io_mem_crash *stats)
+{
+  struct io_mem *m = MEM (io);
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&m->lock);
+  struct cow_io_mem_crash st = { .unsynced = m->nr_log };
+  uint64_t x = seed, size;
+  size_t n = m->nr_log, *order, *fate;
+  uint8_t *img;
+  size_t img_size;
+  int r;
+
+  if (m->durable == NULL)
+    return -EINVAL;
+  order = malloc ((n ? n : 1) * sizeof *order);
+  fate = malloc ((n ? n : 1) * sizeof *fate);
+  if (order == NULL || fate == NULL) {
+    free (order);
+    free (fate);
+    return -ENOMEM;
   }
-  return 0;
+  /* What happens to each change: 0 lost, 1 lands whole, 2 torn.  The
+   * mix varies from crash to crash, so that some crashes keep almost
+   * everything and some almost nothing.
+   */
+  unsigned keep = splitmix (&x) % 101, tear = splitmix (&x) % 51;
+  for (size_t i = 0; i < n; i++) {
+    order[i] = i;
+    if (splitmix (&x) % 100 >= keep)
+      fate[i] = 0;
+    else if (m->log[i].kind != CH_GROW && splitmix (&x) % 100 < tear)
+      fate[i] = 2;
+    else
+      fate[i] = 1;
+  }
+  /* Any order (Fisher-Yates). */
+  for (size_t i = n; i > 1; i--) {
+    size_t j = splitmix (&x) % i, t = order[i - 1];
+    order[i - 1] = order[j];
+    order[j] = t;
+  }
+  /* The size: the durable one, extended by the grows that landed. */
+  size = m->durable_size;
+  for (size_t i = 0; i < n; i++)
+    if (fate[i] && m->log[i].kind == CH_GROW && m->log[i].offset > size)
+      size = m->log[i].offset;
+  img = malloc (m->durable_size ? m->durable_size : 1);
+  if (img == NULL) {
+    free (order);
+    free (fate);
+    return -ENOMEM;
+  }
+  memcpy (img, m->durable, m->durable_size);
+  img_size = m->durable_size;
+  r = resize_buf (&img, &img_size, size);
+  if (r < 0) {
+    free (img);
+    free (order);
+    free (fate);
+    return r;
+  }
+  for (size_t k = 0; k < n; k++) {
+    const struct change *c = &m->log[order[k]];
+    uint64_t s0, s1;
+
+    if (c->kind == CH_GROW || fate[order[k]] == 0) {
+      st.lost += fate[order[k]] == 0;
+      st.landed += fate[order[k]] == 1;
+      continue;
+    }
+    s0 = c->offset / 512;
+    s1 = (c->offset + c->count + 511) / 512;
+    if (fate[order[k]] == 1) {
+      st.landed++;
+      apply_sectors (c, img, size, s0, s1);
+    }
+    else {
+      /* Torn: each sector lands or not. */
+      st.torn++;
+      for (uint64_t sec = s0; sec < s1; sec++)
+        if (splitmix (&x) & 1)
+          apply_sectors (c, img, size, sec, sec + 1);
+    }
+  }
+  free (order);
+  free (fate);
+  if (stats)
+    *stats = st;
+  return set_image_locked (m, img, size);
 }

@@ -107,6 +107,20 @@ extern void cow_io_mem_fail (struct cow_io *io, const char *op,
  */
 extern int cow_io_mem_track_power_loss (struct cow_io *io);
 extern int cow_io_mem_power_loss (struct cow_io *io);
+/* A harsher power loss, as a disk with a volatile write cache: the
+ * image after the crash is the durable one plus ANY subset of the
+ * writes, punches and grows since the last sync, applied in any order,
+ * each write or punch possibly torn (only some of its 512-byte sectors
+ * land; a sector is atomic).  A lost grow leaves the image shorter.
+ * The seed picks the subset, the order and the tears.  The result
+ * becomes the durable image (tracking stays on).  If stats is not
+ * NULL, it says what happened to the unsynced changes.
+ */
+struct cow_io_mem_crash {
+  unsigned unsynced, lost, landed, torn;
+};
+extern int cow_io_mem_power_loss_random (struct cow_io *io, uint64_t seed,
+                                         struct cow_io_mem_crash *stats);
 /* How many times each op was called since creation. */
 struct cow_io_mem_counts {
   unsigned pread, pwrite, sync, grow, punch;
