@@ -70,7 +70,10 @@ compare_seen (const void *a, const void *b)
   return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Check one record; returns true if it is usable. */
+/* Check one record; returns true if its new_chunk is a data chunk of
+ * the device (whatever is wrong with its old_chunk), so that the chunk
+ * counts as used.
+ */
 static bool
 check_record (struct checker *c, struct cow_table *t, uint64_t area,
               uint32_t i, const struct core_exception *e)
@@ -90,24 +93,18 @@ check_record (struct checker *c, struct cow_table *t, uint64_t area,
              PRIu64 " chunks)", area, i, e->new_chunk, c->dev_chunks);
     ok = false;
   }
-  if (c->origin_chunks && e->old_chunk >= c->origin_chunks) {
+  if (c->origin_chunks && e->old_chunk >= c->origin_chunks)
     problem (c, COW_PROBLEM_ERROR, "area %" PRIu64 " record %" PRIu32
              ": old_chunk %" PRIu64 " is past the end of the origin (%"
              PRIu64 " chunks)", area, i, e->old_chunk, c->origin_chunks);
-    ok = false;
-  }
-  if (table_lookup (t, e->old_chunk, &other)) {
+  if (table_lookup (t, e->old_chunk, &other))
     problem (c, COW_PROBLEM_ERROR, "area %" PRIu64 " record %" PRIu32
              ": duplicate old_chunk %" PRIu64 " (already mapped to "
              "new_chunk %" PRIu64 ")", area, i, e->old_chunk, other);
-    ok = false;
-  }
-  else if (table_insert_locked (t, e->old_chunk, e->new_chunk) < 0) {
+  else if (table_insert_locked (t, e->old_chunk, e->new_chunk) < 0)
     problem (c, COW_PROBLEM_ERROR, "area %" PRIu64 " record %" PRIu32
              ": cannot track old_chunk %" PRIu64 " (out of memory)",
              area, i, e->old_chunk);
-    ok = false;
-  }
   return ok;
 }
 
@@ -164,6 +161,42 @@ check_strays (struct checker *c, uint8_t *buf, uint64_t current_area)
              "kernel ignores them", bad_chunks, c->sum->next_free,
              first_bad);
   return 0;
+}
+
+/* Data chunks below the next free one that no record uses: a copy whose
+ * record was lost in a crash, or that failed.  They are never reused;
+ * the space is lost until the store is merged or recreated.  seen is
+ * sorted by new_chunk.
+ */
+static void
+count_leaked (struct checker *c, const struct seen *seen, uint64_t n)
+{
+  uint64_t used = 0, data = 0, k;
+  chunk_t ch, first = 0;
+
+  for (k = 0; k < n; k++)
+    if ((k == 0 || seen[k].new_chunk != seen[k - 1].new_chunk) &&
+        seen[k].new_chunk < c->sum->next_free)
+      used++;
+  for (ch = 2; ch < c->sum->next_free; ch++)
+    if (!cow_is_metadata_chunk (c->E, ch))
+      data++;
+  if (data > used) {
+    for (ch = 2, k = 0; ch < c->sum->next_free; ch++) {
+      if (cow_is_metadata_chunk (c->E, ch))
+        continue;
+      while (k < n && seen[k].new_chunk < ch)
+        k++;
+      if (k == n || seen[k].new_chunk != ch) {
+        first = ch;
+        break;
+      }
+    }
+    problem (c, COW_PROBLEM_WARNING, "%" PRIu64 " data chunk(s) below the "
+             "next free chunk are used by no record (the first is chunk %"
+             PRIu64 "): space leaked by a crash or a failed copy",
+             data - used, first);
+  }
 }
 
 static int
@@ -248,6 +281,7 @@ check_areas (struct checker *c, uint8_t *buf)
                " record %" PRIu64, seen[k].seq / c->E, seen[k].seq % c->E,
                seen[k].new_chunk, seen[k - 1].seq / c->E,
                seen[k - 1].seq % c->E);
+  count_leaked (c, seen, n);
   r = 0;
  out:
   free (seen);

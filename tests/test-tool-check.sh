@@ -59,6 +59,12 @@ grep -q "^warning: 1 metadata area(s) after the current one (area 0) are not zer
 grep -q "^warning: 1 data chunk(s) past the next free chunk 7 hold data (the first is chunk 9)" "$d/out"
 grep -q "0 errors, 3 warnings" "$d/out"
 
+# Chunks leaked by a crash: allocated below the next free chunk, used
+# by no record (chunks 4 and 6 here).
+$PYTHON "$abs_srcdir/tool-store.py" build "$d/leak.cow" 4096 1048576 1:2,2:3,3:5,4:7
+check_store 0 "$d/leak.cow"
+grep -x "warning: 2 data chunk(s) below the next free chunk are used by no record (the first is chunk 4): space leaked by a crash or a failed copy" "$d/out"
+
 # A full last area with no room for the next one.
 $PYTHON "$abs_srcdir/tool-store.py" build "$d/trunc.cow" 4096 $(( (2 + 256) * 4096 )) seq:256
 check_store 1 "$d/trunc.cow"
