@@ -33,6 +33,9 @@ PACKAGES=(
     xz-utils
     # Man pages: pod2man and podchecker.
     perl
+    # The fuzzer (make fuzz): clang and its libFuzzer runtime.
+    clang
+    libclang-rt-dev
 )
 
 missing=()

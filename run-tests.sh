@@ -1,15 +1,17 @@
 #!/bin/bash
 # run-tests.sh: install the dependencies, build snapcow from scratch and
-# run the whole test suite, in three stages:
+# run the whole test suite, in four stages:
 #
 #   normal     configure --enable-werror; make; make check
 #   asan       configure --enable-sanitizers (ASan + UBSan); make check
+#   fuzz       make fuzz FUZZ_SECONDS=60 (from the normal build): libFuzzer
+#              on the store loader; fails on a crash (fuzz/artifacts/)
 #   distcheck  make distcheck (from the normal build)
 #
 # Each build is out of tree, under build/, recreated on every run; the
 # source tree itself is never configured.  Every stage runs even when an
-# earlier one failed (except distcheck, which needs the normal build to
-# configure).  A failing stage has its test-suite.log printed.  At the
+# earlier one failed (except fuzz and distcheck, which need the normal
+# build to configure).  A failing stage has its test-suite.log printed.  At the
 # end a summary shows each stage's result, time and automake's test
 # counts; the exit status is 0 only if every stage passed.
 #
@@ -90,6 +92,10 @@ build() {
 build normal --enable-werror
 build asan --enable-sanitizers
 if [ -f build/normal/Makefile ]; then
+    run_stage fuzz "$top/build/normal" "make fuzz FUZZ_SECONDS=60" \
+        make fuzz FUZZ_SECONDS=60
+fi
+if [ -f build/normal/Makefile ]; then
     run_stage distcheck "$top/build/normal" "make -j$jobs distcheck" make -j"$jobs" distcheck
 fi
 
@@ -102,10 +108,14 @@ for i in "${!names[@]}"; do
         grep -E '^# (TOTAL|PASS|SKIP|XFAIL|FAIL|XPASS|ERROR):' \
             "${logs[$i]}" | sed 's/^/             /'
     fi
+    if [ "${names[$i]}" = fuzz ] && [ -f build/normal/fuzz/fuzz.log ]; then
+        sed -n 's/^stat::number_of_executed_units: */executions: /p' \
+            build/normal/fuzz/fuzz.log | sed 's/^/             /'
+    fi
     [ "${results[$i]}" = PASS ] || status=1
 done
-if [ ${#names[@]} -lt 3 ]; then
-    echo "distcheck  not run: the normal build did not configure"
+if [ ${#names[@]} -lt 4 ]; then
+    echo "fuzz, distcheck  not run: the normal build did not configure"
     status=1
 fi
 [ $status -eq 0 ] && echo "run-tests.sh: all stages passed" ||
