@@ -66,6 +66,9 @@ struct cow_store_params {
   uint64_t max_size;       /* cap on the COW device in bytes when it can
                             * grow (a file); 0 means no cap */
   bool readonly;           /* write nothing to either backend */
+  bool commit_each_copy;   /* the kernel's timing: a write that made a
+                            * new chunk returns once its record is
+                            * durable (default: at the next flush) */
   cow_msg_fn message;      /* may be NULL */
   void *message_opaque;
 };

@@ -143,7 +143,8 @@ enum fill { FILL_DATA, FILL_ZERO };
 /* Give origin chunk pc.chunk an exception whose chunk holds the origin's
  * data with pc's bytes replaced by buf (FILL_DATA) or by zeroes
  * (FILL_ZERO), or, if another writer got there first, write through
- * its exception.  Takes the chunk lock.
+ * its exception.  Takes the chunk lock.  Returns 1 if it added an
+ * exception, 0 if it wrote through one.
  */
 static int
 copy_on_write (struct cow_store *s, const struct piece *pc, const void *buf,
@@ -189,7 +190,19 @@ copy_on_write (struct cow_store *s, const struct piece *pc, const void *buf,
   }
   if (r < 0)
     return r;                   /* the chunk leaks; no record points at it */
-  return cow_store_add_exception (s, pc->chunk, nc);
+  r = cow_store_add_exception (s, pc->chunk, nc);
+  return r < 0 ? r : 1;
+}
+
+/* After a request: FUA, or a new exception under the kernel's timing,
+ * needs a commit before the request completes.
+ */
+static int
+finish (struct cow_store *s, int r, bool fua, bool copied)
+{
+  if (r == 0 && (fua || (copied && s->commit_each_copy)))
+    r = cow_store_commit (s);
+  return r;
 }
 
 /* Also for writes to chunks already mapped, which allocate nothing: a
@@ -214,6 +227,7 @@ cow_snapshot_pwrite (struct cow_store *s, const void *buf, uint32_t count,
 {
   const char *p = buf;
   int r = check_writable (s) ?: check_range (s, count, offset);
+  bool copied = false;
 
   while (r == 0 && count > 0) {
     struct piece pc = piece_at (s, offset, count);
@@ -223,15 +237,15 @@ cow_snapshot_pwrite (struct cow_store *s, const void *buf, uint32_t count,
       pc.n = run_length (s, offset, count, true, pc.chunk, nc);
       r = write_cow (s, p, pc.n, chunk_offset (s, nc) + pc.in);
     }
-    else
-      r = copy_on_write (s, &pc, p, FILL_DATA);
+    else if ((r = copy_on_write (s, &pc, p, FILL_DATA)) > 0) {
+      copied = true;
+      r = 0;
+    }
     p += pc.n;
     offset += pc.n;
     count -= pc.n;
   }
-  if (r == 0 && fua)
-    r = cow_store_commit (s);
-  return r;
+  return finish (s, r, fua, copied);
 }
 
 /* True if the origin reads as zeroes over the whole range. */
@@ -252,6 +266,7 @@ cow_snapshot_zero (struct cow_store *s, uint32_t count, uint64_t offset,
                    bool fua)
 {
   int r = check_writable (s) ?: check_range (s, count, offset);
+  bool copied = false;
 
   while (r == 0 && count > 0) {
     struct piece pc = piece_at (s, offset, count);
@@ -262,14 +277,15 @@ cow_snapshot_zero (struct cow_store *s, uint32_t count, uint64_t offset,
       r = pc.n == s->chunk_bytes ? zero_cow (s, pc.n, at)
         : write_cow (s, s->zero_chunk, pc.n, at);
     }
-    else if (!origin_is_hole (s, offset, pc.n))
-      r = copy_on_write (s, &pc, NULL, FILL_ZERO);
+    else if (!origin_is_hole (s, offset, pc.n) &&
+             (r = copy_on_write (s, &pc, NULL, FILL_ZERO)) > 0) {
+      copied = true;
+      r = 0;
+    }
     offset += pc.n;
     count -= pc.n;
   }
-  if (r == 0 && fua)
-    r = cow_store_commit (s);
-  return r;
+  return finish (s, r, fua, copied);
 }
 
 int

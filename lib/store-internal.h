@@ -34,6 +34,7 @@ struct cow_store {
   struct cow_io *cow;
   struct cow_io *origin;
   bool readonly;
+  bool commit_each_copy;        /* params->commit_each_copy */
   cow_msg_fn message;
   void *message_opaque;
 

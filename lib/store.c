@@ -222,6 +222,7 @@ cow_store_open (struct cow_io *cow, struct cow_io *origin,
   s->cow = cow;
   s->origin = origin;
   s->readonly = params->readonly;
+  s->commit_each_copy = params->commit_each_copy;
   s->max_size = params->max_size;
   s->message = params->message;
   s->message_opaque = params->message_opaque;

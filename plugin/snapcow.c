@@ -37,6 +37,7 @@ static char *origin_path;
 static char *cow_path;
 static uint32_t chunk_sectors;          /* 0: the default, 32 */
 static uint64_t cow_size;               /* cap on a growing file, or 0 */
+static bool commit_each_copy;           /* commit=copy */
 
 /* Opened in .get_ready. */
 static int cow_fd = -1;                 /* -1 until the COW file exists */
@@ -123,6 +124,17 @@ snapcow_config (const char *key, const char *value)
   }
   if (strcmp (key, "chunk-size") == 0)
     return parse_chunk_size (value);
+  if (strcmp (key, "commit") == 0) {
+    if (strcmp (value, "flush") == 0)
+      commit_each_copy = false;
+    else if (strcmp (value, "copy") == 0)
+      commit_each_copy = true;
+    else {
+      nbdkit_error ("commit=%s: must be 'flush' or 'copy'", value);
+      return -1;
+    }
+    return 0;
+  }
   if (strcmp (key, "cow-size") == 0) {
     int64_t r = nbdkit_parse_size (value);
     if (r == -1)
@@ -160,7 +172,9 @@ snapcow_config_complete (void)
   "cow=FILE             (required) The COW store (dm-snapshot format),\n" \
   "                     created if missing.\n" \
   "chunk-size=SIZE      Chunk size of a new store (default 16K).\n" \
-  "cow-size=SIZE        Largest size a COW file may grow to."
+  "cow-size=SIZE        Largest size a COW file may grow to.\n" \
+  "commit=flush|copy    When new records are committed: at flush and FUA\n" \
+  "                     (default), or before each copying write returns."
 
 static void
 snapcow_dump_plugin (void)
@@ -237,6 +251,7 @@ open_store (bool readonly)
     .chunk_sectors = chunk_sectors,
     .max_size = cow_size,
     .readonly = readonly,
+    .commit_each_copy = commit_each_copy,
     .message = message,
   };
   /* lib/ has said why, in one line. */
