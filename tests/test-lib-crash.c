@@ -55,6 +55,7 @@ struct model {
 
 static uint64_t origin_sectors;
 static bool verbose;
+static bool fixed_dev;            /* this run's COW device cannot grow */
 static uint64_t crashes, unsynced, torn;
 static uint64_t rng;
 
@@ -220,7 +221,7 @@ crash_and_check (uint64_t seed, uint32_t cs, const uint8_t *origin_data,
   unsynced += st.unsynced;
   torn += st.torn;
   img = cow_io_mem_data (*cowp, &img_size);
-  after = cow_io_mem_new (img, img_size, true);
+  after = cow_io_mem_new (img, img_size, !fixed_dev);
   ck_assert_ptr_nonnull (after);
   records = decode_areas (img, img_size, cs, seed);
   cow_store_close (*sp);        /* writes to the old image only */
@@ -295,7 +296,22 @@ run (uint64_t seed, uint32_t chunk_sectors, const uint8_t *origin_data,
   memset (m.current, 0, origin_sectors * sizeof m.current[0]);
   memset (m.nr_later, 0, origin_sectors * sizeof m.nr_later[0]);
   sessions = 1 + next_rand () % max_sessions;
-  cow = cow_io_mem_new (NULL, 0, true);
+  fixed_dev = next_rand () % 4 == 0;
+  if (fixed_dev) {
+    /* A fixed-size device that held something else before: every chunk
+     * but the header is garbage, so areas are not zero until the store
+     * zeroes them, and a stray chunk shows.
+     */
+    size_t size = (size_t) (ochunks + ochunks / 2 + 8) * chunk_sectors * 512;
+    uint8_t *junk = malloc (size);
+    ck_assert_ptr_nonnull (junk);
+    memset (junk, 0xee, size);
+    memset (junk, 0, chunk_sectors * 512);
+    cow = cow_io_mem_new (junk, size, false);
+    free (junk);
+  }
+  else
+    cow = cow_io_mem_new (NULL, 0, true);
   ck_assert_int_eq (cow_io_mem_track_power_loss (cow), 0);
   ck_assert_int_eq (cow_store_open (cow, origin, &p, &s), 0);
 
