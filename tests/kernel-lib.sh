@@ -2,9 +2,11 @@
 # to use its dm-snapshot target as a test peer.  Sourced by the
 # test-kernel-*.sh tests after functions.sh.
 #
-#   kernel_require             skip the test (exit 77) unless qemu and the
+#   kernel_require [BIN...]    skip the test (exit 77) unless qemu and the
 #                              tools are there and the kernel and initramfs
-#                              can be fetched and built (once, cached)
+#                              can be fetched and built (once, cached); each
+#                              BIN (one of the optional ones below) must be
+#                              on the host and is then in the initramfs
 #   kernel_boot SCRIPT OUT DISK...
 #                              boot the kernel with each DISK file attached
 #                              as a raw virtio disk (/dev/vda, /dev/vdb, ...
@@ -19,12 +21,18 @@
 # dpkg-deb into the cache; nothing is installed on the host.  The guest
 # has no network device.  The initramfs holds busybox, dmsetup with its
 # libraries, and the modules virtio_pci, virtio_blk and dm-snapshot with
-# their dependencies.
+# their dependencies, loaded at boot.  It also holds, when the host has
+# them, the optional programs nbd-client, socat, mke2fs and e2fsck (with
+# their libraries) and the modules nbd, virtio_console, ext4 and
+# crc32c_generic, which a guest script loads with "load-extra-modules".
 #
 # Environment:
 #   SNAPCOW_KERNEL_CACHE   cache directory (default /tmp/snapcow-kernel-cache)
 #   SNAPCOW_KERNEL_TIMEOUT seconds a boot may take (default 150)
 #   SNAPCOW_KERNEL_CONSOLE file to keep the guest's kernel log in
+#   SNAPCOW_KERNEL_QEMU_ARGS
+#                          more qemu arguments (split on blanks), e.g. a
+#                          virtio-serial port bridged to a host socket
 
 : "${SNAPCOW_KERNEL_CACHE:=/tmp/snapcow-kernel-cache}"
 _kcache=$SNAPCOW_KERNEL_CACHE
@@ -155,6 +163,23 @@ open(sys.argv[2], "wb").write(elf)
 EOF
 }
 
+# Optional programs and modules (see above).
+_kextra_bins="nbd-client socat mke2fs e2fsck"
+_kextra_modules="nbd virtio_console ext4 crc32c_generic"
+
+# _kcopybin BIN STAGE: BIN from the host into STAGE/sbin, with the
+# libraries it loads.
+_kcopybin ()
+{
+    local path lib
+    path=$(command -v "$1") || return 1
+    cp -L "$path" "$2/sbin/$1" || return 1
+    for lib in $(ldd "$path" | grep -o '/[^ ]*'); do
+        mkdir -p "$2$(dirname "$lib")"
+        cp -L "$lib" "$2$lib" || return 1
+    done
+}
+
 # _kbuild: fetch the kernel and busybox and build the initramfs into
 # the cache.  Prints why on failure.
 _kbuild ()
@@ -184,11 +209,15 @@ _kbuild ()
         [ -e "$stage/bin/$b" ] || ln -s busybox "$stage/bin/$b"
     done
     # dmsetup from the host, with the libraries it loads.
-    cp -L "$(command -v dmsetup)" "$stage/sbin/dmsetup"
-    for lib in $(ldd "$(command -v dmsetup)" | grep -o '/[^ ]*'); do
-        mkdir -p "$stage$(dirname "$lib")"
-        cp -L "$lib" "$stage$lib"
+    _kcopybin dmsetup "$stage" || { rm -rf "$stage"; echo "no dmsetup"; return 1; }
+    : > "$stage/etc/bins"
+    for b in $_kextra_bins; do
+        command -v "$b" >/dev/null || continue
+        _kcopybin "$b" "$stage" ||
+            { rm -rf "$stage"; echo "cannot copy $b"; return 1; }
+        echo "$b" >> "$stage/etc/bins"
     done
+    [ -f /etc/mke2fs.conf ] && cp /etc/mke2fs.conf "$stage/etc/"
 
     # Modules, each after the ones it depends on (modules.dep).
     _kadd ()
@@ -206,16 +235,36 @@ _kbuild ()
         [ -n "$rel" ] || { echo "no module $m"; rm -rf "$stage"; return 1; }
         _kadd "$rel"
     done
-    for rel in "${order[@]}"; do
-        b=$(basename "$rel")
-        b=${b%%.ko*}
-        case "$rel" in
-            *.ko.xz) xz -dc "$mdir/$rel" > "$stage/lib/modules/$b.ko" ;;
-            *.ko.zst) zstd -qdc "$mdir/$rel" > "$stage/lib/modules/$b.ko" ;;
-            *) cp "$mdir/$rel" "$stage/lib/modules/$b.ko" ;;
-        esac || { echo "cannot unpack $rel"; rm -rf "$stage"; return 1; }
-        echo "$b" >> "$stage/etc/modules.order"
+    _kunpack ()
+    {
+        local rel b
+        for rel in "${order[@]}"; do
+            b=$(basename "$rel")
+            b=${b%%.ko*}
+            case "$rel" in
+                *.ko.xz) xz -dc "$mdir/$rel" > "$stage/lib/modules/$b.ko" ;;
+                *.ko.zst) zstd -qdc "$mdir/$rel" > "$stage/lib/modules/$b.ko" ;;
+                *) cp "$mdir/$rel" "$stage/lib/modules/$b.ko" ;;
+            esac || { echo "cannot unpack $rel"; return 1; }
+            echo "$b" >> "$1"
+        done
+    }
+    _kunpack "$stage/etc/modules.order" || { rm -rf "$stage"; return 1; }
+    # The optional modules, each after the ones it needs that were not
+    # loaded at boot.
+    order=()
+    : > "$stage/etc/modules.extra"
+    for m in $_kextra_modules; do
+        rel=$(grep -o "^[^:]*/$m\.ko[^:]*" "$mdir/modules.dep" | head -1)
+        [ -n "$rel" ] && _kadd "$rel"
     done
+    _kunpack "$stage/etc/modules.extra" || { rm -rf "$stage"; return 1; }
+    printf '%s\n' '#!/bin/sh' \
+        'for m in $(cat /etc/modules.extra); do' \
+        '  insmod /lib/modules/$m.ko || { echo "insmod $m failed"; exit 1; }' \
+        'done' > "$stage/sbin/load-extra-modules"
+    chmod +x "$stage/sbin/load-extra-modules"
+    cp "$stage/etc/bins" "$_kcache/initramfs.bins.tmp"
 
     _kinit > "$stage/init"
     chmod +x "$stage/init"
@@ -227,15 +276,16 @@ _kbuild ()
     else
         cp "$kroot/boot/vmlinuz-$kver" "$_kcache/kernel"
     fi
+    mv "$_kcache/initramfs.bins.tmp" "$_kcache/initramfs.bins"
     mv "$_kcache/initramfs.tmp" "$_kcache/initramfs.cpio"
     echo "$kver" > "$_kcache/kernel.version"
 }
 
 kernel_require ()
 {
-    local t why
+    local t why rebuild=
     requires qemu-system-x86_64 --version
-    for t in dmsetup cpio dpkg-deb apt-get apt-cache xz ldd depmod; do
+    for t in dmsetup cpio dpkg-deb apt-get apt-cache xz ldd depmod "$@"; do
         command -v $t >/dev/null || _kskip "missing $t"
     done
     mkdir -p "$_kcache" || _kskip "cannot create $_kcache"
@@ -243,10 +293,18 @@ kernel_require ()
     exec 8>"$_kcache/.lock"
     flock 8
     # A rebuild when this file changes (it holds /init).
-    if ! [ -s "$_kcache/initramfs.cpio" ] ||
+    # And when a program asked for was missing when it was built.
+    for t in "$@"; do
+        grep -qx "$t" "$_kcache/initramfs.bins" 2>/dev/null || rebuild=1
+    done
+    if [ -n "$rebuild" ] || ! [ -s "$_kcache/initramfs.cpio" ] ||
        ! [ "$_kcache/initramfs.cpio" -nt "$abs_srcdir/kernel-lib.sh" ]; then
         why=$(_kbuild 2>&1) || { exec 8>&-; _kskip "kernel: $why"; }
     fi
+    for t in "$@"; do
+        grep -qx "$t" "$_kcache/initramfs.bins" ||
+            { exec 8>&-; _kskip "$t is not in the initramfs"; }
+    done
     exec 8>&-
     _kvmlinux=$_kcache/kernel
     _kinitrd=$_kcache/initramfs.cpio
@@ -266,7 +324,8 @@ _kboot_once ()
           -smp 1 -m 512 -display none -monitor none -nic none -no-reboot
           -serial "file:$w/console" -serial "file:$w/out"
           -kernel "$_kvmlinux" -initrd "$w/initrd"
-          -append "console=ttyS0 quiet panic=-1 no_timer_check snapcow.disks=$#")
+          -append "console=ttyS0 quiet panic=-1 no_timer_check snapcow.disks=$#"
+          ${SNAPCOW_KERNEL_QEMU_ARGS})
     for d in "$@"; do
         args+=(-drive "file=$d,format=raw,if=none,id=disk$i,cache=writeback"
                -device "virtio-blk-pci,drive=disk$i,serial=snapcow$i")
