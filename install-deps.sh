@@ -31,6 +31,11 @@ PACKAGES=(
     cpio
     kmod
     xz-utils
+    # test-kernel-nbd.sh: the kernel's NBD client in the guest (nbd-client,
+    # socat) and ext4 on it (e2fsprogs: mke2fs, e2fsck, debugfs).
+    nbd-client
+    socat
+    e2fsprogs
     # Man pages: pod2man and podchecker.
     perl
     # The fuzzer (make fuzz): clang and its libFuzzer runtime.
