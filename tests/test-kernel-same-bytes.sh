@@ -114,3 +114,17 @@ PY
 fi
 echo "$0: the kernel's and snapcow's stores are identical" \
      "($(sha256sum < $d/cow-kernel | cut -d' ' -f1))"
+# Where the allocations went (the same in both).
+$PYTHON - $d/cow-kernel $CB <<'PY'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+cb = int(sys.argv[2])
+per = cb // 16
+for area, base in ((0, 1), (1, per + 2)):
+    recs = [struct.unpack_from("<2Q", data, base * cb + i * 16)
+            for i in range(per)]
+    used = [r for r in recs if r[1]]
+    print("area %d (chunk %d): %d records, new_chunk %d..%d in write order: %s"
+          % (area, base, len(used), used[0][1], used[-1][1],
+             [r[1] for r in used] == list(range(used[0][1], used[-1][1] + 1))))
+PY
