@@ -19,6 +19,7 @@
 
 #include "cleanup.h"
 #include "format.h"
+#include "seen.h"
 #include "table.h"
 
 struct checker {
@@ -53,21 +54,6 @@ static bool
 all_zero (const uint8_t *p, size_t n)
 {
   return n == 0 || (p[0] == 0 && memcmp (p, p + 1, n - 1) == 0);
-}
-
-struct seen {
-  chunk_t new_chunk;
-  uint64_t seq;
-};
-
-static int
-compare_seen (const void *a, const void *b)
-{
-  const struct seen *x = a, *y = b;
-
-  if (x->new_chunk != y->new_chunk)
-    return x->new_chunk < y->new_chunk ? -1 : 1;
-  return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 /* Check one record; returns true if its new_chunk is a data chunk of
@@ -169,8 +155,10 @@ check_strays (struct checker *c, uint8_t *buf, uint64_t current_area)
  * sorted by new_chunk.
  */
 static void
-count_leaked (struct checker *c, const struct seen *seen, uint64_t n)
+count_leaked (struct checker *c, const struct seen_list *l)
 {
+  const struct seen *seen = l->v;
+  uint64_t n = l->n;
   uint64_t used = 0, data = 0, k;
   chunk_t ch, first = 0;
 
@@ -203,8 +191,8 @@ static int
 check_areas (struct checker *c, uint8_t *buf)
 {
   struct cow_table t;
-  struct seen *seen = NULL;
-  uint64_t n = 0, cap = 0, area;
+  struct seen_list seen = { NULL };
+  uint64_t area;
   chunk_t max_new = 0;
   bool ended = false;
   int r;
@@ -241,24 +229,18 @@ check_areas (struct checker *c, uint8_t *buf)
       c->sum->records++;
       if (!check_record (c, &t, area, i, &e))
         continue;
-      if (n == cap) {
-        struct seen *p;
-        cap = cap ? 2 * cap : 1024;
-        p = realloc (seen, cap * sizeof *seen);
-        if (p == NULL) {
-          r = -ENOMEM;
-          goto out;
-        }
-        seen = p;
+      if (seen_add (&seen, e.new_chunk, area * c->E + i) < 0) {
+        r = -ENOMEM;
+        goto out;
       }
-      seen[n++] = (struct seen) { e.new_chunk, area * c->E + i };
       if (e.new_chunk > max_new)
         max_new = e.new_chunk;
     }
     if (i < c->E) {
       size_t at = (size_t) i * sizeof (struct disk_exception);
       ended = true;
-      c->sum->next_free = n ? cow_skip_metadata (c->E, max_new + 1) : 2;
+      c->sum->next_free = seen.n ? cow_skip_metadata (c->E, max_new + 1)
+        : 2;
       if (!all_zero (buf + at, c->chunk_bytes - at))
         problem (c, COW_PROBLEM_WARNING, "area %" PRIu64 ": bytes after "
                  "the terminator (record %" PRIu32 ") are not zero; the "
@@ -272,19 +254,18 @@ check_areas (struct checker *c, uint8_t *buf)
     }
   }
 
-  if (n > 1)
-    qsort (seen, n, sizeof *seen, compare_seen);
-  for (uint64_t k = 1; k < n; k++)
-    if (seen[k].new_chunk == seen[k - 1].new_chunk)
-      problem (c, COW_PROBLEM_ERROR, "area %" PRIu64 " record %" PRIu64
-               ": new_chunk %" PRIu64 " is also used by area %" PRIu64
-               " record %" PRIu64, seen[k].seq / c->E, seen[k].seq % c->E,
-               seen[k].new_chunk, seen[k - 1].seq / c->E,
-               seen[k - 1].seq % c->E);
-  count_leaked (c, seen, n);
+  seen_sort (&seen);
+  for (uint64_t k = seen_next_repeat (&seen, 1); k < seen.n;
+       k = seen_next_repeat (&seen, k + 1))
+    problem (c, COW_PROBLEM_ERROR, "area %" PRIu64 " record %" PRIu64
+             ": new_chunk %" PRIu64 " is also used by area %" PRIu64
+             " record %" PRIu64, seen.v[k].seq / c->E, seen.v[k].seq % c->E,
+             seen.v[k].new_chunk, seen.v[k - 1].seq / c->E,
+             seen.v[k - 1].seq % c->E);
+  count_leaked (c, &seen);
   r = 0;
  out:
-  free (seen);
+  seen_free (&seen);
   table_free (&t);
   return r;
 }

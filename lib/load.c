@@ -10,23 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "seen.h"
 #include "store-internal.h"
-
-/* Where a new_chunk was seen, for the duplicate check. */
-struct seen {
-  chunk_t new_chunk;
-  uint64_t seq;                 /* record number over all areas */
-};
-
-static int
-compare_seen (const void *a, const void *b)
-{
-  const struct seen *x = a, *y = b;
-
-  if (x->new_chunk != y->new_chunk)
-    return x->new_chunk < y->new_chunk ? -1 : 1;
-  return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
 
 static int
 check_record (struct cow_store *s, uint64_t area, uint32_t i,
@@ -59,30 +44,29 @@ check_record (struct cow_store *s, uint64_t area, uint32_t i,
 
 /* No two records may share a new_chunk. */
 static int
-check_new_chunks_unique (struct cow_store *s, struct seen *seen, uint64_t n)
+check_new_chunks_unique (struct cow_store *s, struct seen_list *seen)
 {
   uint32_t E = s->exceptions_per_area;
+  uint64_t k;
 
-  if (n < 2)
-    return 0;                   /* and seen may be NULL */
-  qsort (seen, n, sizeof *seen, compare_seen);
-  for (uint64_t k = 1; k < n; k++)
-    if (seen[k].new_chunk == seen[k - 1].new_chunk)
-      return store_error (s, EINVAL, "area %" PRIu64 " record %" PRIu64
-                          ": new_chunk %" PRIu64 " is also used by area %"
-                          PRIu64 " record %" PRIu64,
-                          seen[k].seq / E, seen[k].seq % E,
-                          seen[k].new_chunk,
-                          seen[k - 1].seq / E, seen[k - 1].seq % E);
-  return 0;
+  seen_sort (seen);
+  k = seen_next_repeat (seen, 1);
+  if (k == seen->n)
+    return 0;
+  return store_error (s, EINVAL, "area %" PRIu64 " record %" PRIu64
+                      ": new_chunk %" PRIu64 " is also used by area %"
+                      PRIu64 " record %" PRIu64,
+                      seen->v[k].seq / E, seen->v[k].seq % E,
+                      seen->v[k].new_chunk,
+                      seen->v[k - 1].seq / E, seen->v[k - 1].seq % E);
 }
 
 int
 store_load (struct cow_store *s)
 {
   uint32_t E = s->exceptions_per_area;
-  struct seen *seen = NULL;
-  uint64_t n = 0, cap = 0, area;
+  struct seen_list seen = { NULL };
+  uint64_t n = 0, area;
   chunk_t max_new = 0;
   int r;
 
@@ -124,18 +108,10 @@ store_load (struct cow_store *s)
                          PRIu32 ": %s", area, i, strerror (-r));
         goto out;
       }
-      if (n == cap) {
-        struct seen *p;
-        cap = cap ? 2 * cap : 1024;
-        p = realloc (seen, cap * sizeof *seen);
-        if (p == NULL) {
-          r = store_error (s, ENOMEM, "out of memory");
-          goto out;
-        }
-        seen = p;
+      if (seen_add (&seen, e.new_chunk, area * E + i) < 0) {
+        r = store_error (s, ENOMEM, "out of memory");
+        goto out;
       }
-      seen[n] = (struct seen) { .new_chunk = e.new_chunk,
-                                .seq = area * E + i };
       n++;
       if (e.new_chunk > max_new)
         max_new = e.new_chunk;
@@ -153,7 +129,7 @@ store_load (struct cow_store *s)
     }
   }
 
-  r = check_new_chunks_unique (s, seen, n);
+  r = check_new_chunks_unique (s, &seen);
   if (r < 0)
     goto out;
   /* Nobody can be looking anything up yet. */
@@ -168,6 +144,6 @@ store_load (struct cow_store *s)
                  n, s->current_area + 1, s->next_free);
 
  out:
-  free (seen);
+  seen_free (&seen);
   return r;
 }
