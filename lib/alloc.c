@@ -68,15 +68,28 @@ cow_store_allocate (struct cow_store *s, chunk_t *new_chunk)
      * (cow-format.md: the kernel then holds E-1 records, not E).
      */
     need = next > c + 1 ? c + 2 : c + 1;
-    if (need > s->max_chunks)
+    if (need <= s->max_chunks) {
+      s->next_free = next;
+      if (need <= s->dev_chunks) {
+        *new_chunk = c;
+        return 0;
+      }
+    }
+  }
+
+  if (need > s->max_chunks) {
+    if (!s->invalidate_on_overflow)
       return store_error (s, ENOSPC, "the COW store is full (%" PRIu64
                           " chunks of %" PRIu64 " bytes)",
                           s->max_chunks, s->chunk_bytes);
-    s->next_free = next;
-    if (need <= s->dev_chunks) {
-      *new_chunk = c;
-      return 0;
-    }
+    /* The kernel's strict mode: a full snapshot is invalid from now on,
+     * on disk too, and every request fails.
+     */
+    store_error (s, EIO, "the COW store is full (%" PRIu64 " chunks of %"
+                 PRIu64 " bytes): invalidating it (overflow=invalidate)",
+                 s->max_chunks, s->chunk_bytes);
+    cow_store_invalidate (s);
+    return -EIO;
   }
 
   r = store_grow_for (s, need);

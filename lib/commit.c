@@ -159,6 +159,8 @@ commit_now (struct cow_store *s)
     if (s->failed)
       return store_error (s, -s->failed, "the store has failed after an "
                           "I/O error; nothing more can be made durable");
+    if (!s->valid)
+      return store_error (s, EIO, "the store is invalidated");
     batch = s->pending;
     s->pending = (struct pending) { NULL, 0, 0 };
     writes = atomic_load_explicit (&s->writes, memory_order_acquire);

@@ -66,6 +66,10 @@ struct cow_store_params {
   uint64_t max_size;       /* cap on the COW device in bytes when it can
                             * grow (a file); 0 means no cap */
   bool readonly;           /* write nothing to either backend */
+  bool invalidate_on_overflow; /* when full, invalidate the store as the
+                            * kernel does without its overflow mode
+                            * (default: -ENOSPC for the writes that need
+                            * a new chunk; the store stays valid) */
   bool commit_each_copy;   /* the kernel's timing: a write that made a
                             * new chunk returns once its record is
                             * durable (default: at the next flush) */

@@ -80,12 +80,21 @@ io_failed (const struct cow_store *s, int r, const char *what,
                       what, where, offset, strerror (-r));
 }
 
+/* An invalidated snapshot fails every request, as the kernel's does. */
+static int
+check_valid (const struct cow_store *s)
+{
+  if (!s->valid)
+    return store_error (s, EIO, "the store is invalidated");
+  return 0;
+}
+
 int
 cow_snapshot_pread (struct cow_store *s, void *buf, uint32_t count,
                     uint64_t offset)
 {
   char *p = buf;
-  int r = check_range (s, count, offset);
+  int r = check_valid (s) ?: check_range (s, count, offset);
 
   while (r == 0 && count > 0) {
     struct piece pc = piece_at (s, offset, count);
@@ -216,9 +225,7 @@ check_writable (const struct cow_store *s)
   if (s->failed)
     return store_error (s, -s->failed, "the store has failed after an "
                         "I/O error and accepts no more writes");
-  if (!s->valid)
-    return store_error (s, EIO, "the store is invalidated");
-  return 0;
+  return check_valid (s);
 }
 
 int
@@ -292,7 +299,7 @@ int
 cow_snapshot_extents (struct cow_store *s, uint32_t count, uint64_t offset,
                       cow_extent_fn add, void *opaque)
 {
-  int r = check_range (s, count, offset);
+  int r = check_valid (s) ?: check_range (s, count, offset);
 
   while (r == 0 && count > 0) {
     struct piece pc = piece_at (s, offset, count);

@@ -35,6 +35,7 @@ struct cow_store {
   struct cow_io *origin;
   bool readonly;
   bool commit_each_copy;        /* params->commit_each_copy */
+  bool invalidate_on_overflow;  /* params->invalidate_on_overflow */
   cow_msg_fn message;
   void *message_opaque;
 

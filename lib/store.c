@@ -223,6 +223,7 @@ cow_store_open (struct cow_io *cow, struct cow_io *origin,
   s->origin = origin;
   s->readonly = params->readonly;
   s->commit_each_copy = params->commit_each_copy;
+  s->invalidate_on_overflow = params->invalidate_on_overflow;
   s->max_size = params->max_size;
   s->message = params->message;
   s->message_opaque = params->message_opaque;
@@ -345,6 +346,8 @@ cow_store_invalidate (struct cow_store *s)
     return store_error (s, EROFS, "cannot invalidate a read-only store");
   {
     ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+    if (!s->valid)
+      return 0;                 /* another writer got there first */
     s->valid = false;
   }
   r = write_header (s, 0);

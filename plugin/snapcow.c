@@ -38,6 +38,7 @@ static char *cow_path;
 static uint32_t chunk_sectors;          /* 0: the default, 32 */
 static uint64_t cow_size;               /* cap on a growing file, or 0 */
 static bool commit_each_copy;           /* commit=copy */
+static bool invalidate_on_overflow;     /* overflow=invalidate */
 
 /* Opened in .get_ready. */
 static int cow_fd = -1;                 /* -1 until the COW file exists */
@@ -135,6 +136,17 @@ snapcow_config (const char *key, const char *value)
     }
     return 0;
   }
+  if (strcmp (key, "overflow") == 0) {
+    if (strcmp (value, "enospc") == 0)
+      invalidate_on_overflow = false;
+    else if (strcmp (value, "invalidate") == 0)
+      invalidate_on_overflow = true;
+    else {
+      nbdkit_error ("overflow=%s: must be 'enospc' or 'invalidate'", value);
+      return -1;
+    }
+    return 0;
+  }
   if (strcmp (key, "cow-size") == 0) {
     int64_t r = nbdkit_parse_size (value);
     if (r == -1)
@@ -173,6 +185,9 @@ snapcow_config_complete (void)
   "                     created if missing.\n" \
   "chunk-size=SIZE      Chunk size of a new store (default 16K).\n" \
   "cow-size=SIZE        Largest size a COW file may grow to.\n" \
+  "overflow=enospc|invalidate\n" \
+  "                     When the store is full: fail the writes that need a\n" \
+  "                     new chunk (default), or invalidate the store.\n" \
   "commit=flush|copy    When new records are committed: at flush and FUA\n" \
   "                     (default), or before each copying write returns."
 
@@ -252,6 +267,7 @@ open_store (bool readonly)
     .max_size = cow_size,
     .readonly = readonly,
     .commit_each_copy = commit_each_copy,
+    .invalidate_on_overflow = invalidate_on_overflow,
     .message = message,
   };
   /* lib/ has said why, in one line. */
