@@ -53,7 +53,54 @@ refused ()
     done
 }
 
+# tool_refuses CASE ORIGIN STATUS MESSAGE: snapcow check --origin finds
+# the same problem in store CASE (exit STATUS: 1 a problem, 2 cannot
+# read), says MESSAGE, and changes neither file.
+tool_refuses ()
+{
+    local case="$1" origin="$2" want="$3" msg="$4" o c status=0
+    rm -f $d/cow
+    $make_store "$case" $d/cow
+    o=$(sha256sum < $d/origin)
+    c=$(sha256sum < $d/cow)
+    snapcow_tool check --origin="$origin" $d/cow > $d/out 2>&1 || status=$?
+    cat $d/out
+    if [ $status -ne "$want" ]; then
+        echo "$0: snapcow check, $case: exit status $status, expected $want"
+        exit 1
+    fi
+    if ! grep -qF -- "$msg" $d/out; then
+        echo "$0: snapcow check, $case: expected the message: $msg"
+        exit 1
+    fi
+    test "$(sha256sum < $d/origin)" = "$o"
+    test "$(sha256sum < $d/cow)" = "$c"
+}
+
 cow=$d/cow
+
+# The same cases through the tool.
+for c in "magic:bad magic 0x12345678 in the header" \
+         "version2:unsupported store version 2 (only version 1 exists)" \
+         "chunk0:the header's chunk size of 0 sectors is zero" \
+         "chunk3:the header's chunk size of 3 sectors is not a power of two" \
+         "chunk4096:the header's chunk size of 4096 sectors is above snapcow's limit of 1M" \
+         "chunk4m:the header's chunk size of 4194304 sectors is above the kernel's limit of 1G" \
+         "invalid:error: the store is invalidated (header valid=0)" \
+         "new-meta:error: area 0 record 1: new_chunk 258 points at a metadata area" \
+         "new-header:error: area 0 record 0: new_chunk 1 points at a metadata area" \
+         "new-past-end:error: area 0 record 0: new_chunk 100 is past the end of the store (6 chunks)" \
+         "old-past-origin:error: area 0 record 1: old_chunk 1000 is past the end of the origin (256 chunks)" \
+         "dup-old:error: area 0 record 1: duplicate old_chunk 3 (already mapped to new_chunk 2)" \
+         "dup-new:error: area 0 record 1: new_chunk 2 is also used by area 0 record 0" \
+         "full-no-next:error: area 1 (chunk 258) is past the end of the store (258 chunks): the last area is full and has no successor" \
+         "tiny:error: the store is too small for a header and one area" \
+         "big-origin:error: area 0 record 0: old_chunk 990 is past the end of the origin (256 chunks)"; do
+    tool_refuses "${c%%:*}" $d/origin 1 "${c#*:}"
+done
+tool_refuses valid $d/dir 2 "$d/dir: a directory, not a regular file or a block device"
+tool_refuses valid $d/dangling 2 "$d/dangling: No such file or directory"
+tool_refuses valid $d/origin 0 "0 errors, 0 warnings"
 
 # The header.
 refused magic $d/origin \
