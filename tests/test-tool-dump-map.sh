@@ -15,11 +15,10 @@ cleanup_fn rm -rf "$d"
 size=$(( 12 * 1024 * 1024 - 1536 ))            # ends in a partial chunk
 $PYTHON -c 'import random, sys; sys.stdout.buffer.write(random.Random(5).randbytes('$size'))' > "$d/origin.img"
 
-nbdsh -c '
+start_nbdkit -P "$d/pid" -U "$d/sock" "$SNAPCOW_PLUGIN" "$d/origin.img" \
+    cow="$d/s.cow" chunk-size=4K
+nbdsh -u "nbd+unix:///?socket=$d/sock" -c '
 import random
-h.connect_command(["nbdkit", "-s", "--exit-with-parent",
-                   "'"$SNAPCOW_PLUGIN"'", "'"$d"'/origin.img",
-                   "cow='"$d"'/s.cow", "chunk-size=4K"])
 r = random.Random(9)
 snap = bytearray(open("'"$d"'/origin.img", "rb").read())
 for i in range(400):
@@ -33,6 +32,7 @@ snap[-4:] = b"tail"
 h.flush()
 open("'"$d"'/snap.img", "wb").write(snap)
 '
+stop_nbdkit "$d/pid"
 
 # dump: the records, in on-disk order.
 snapcow_tool dump "$d/s.cow" | grep -v '^#' > "$d/dump"

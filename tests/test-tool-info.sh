@@ -47,11 +47,10 @@ assert j["status"] == "Invalid" and j["usage"] == "Invalid" and j["valid"] == 0
 truncate -s 20971008 "$d/origin.img"          # 20 MiB - 512: a partial chunk
 for cs in 4096 16384 65536; do
     rm -f "$d/s.cow"
-    nbdsh -c '
+    start_nbdkit -P "$d/pid" -U "$d/sock" "$SNAPCOW_PLUGIN" \
+        "$d/origin.img" cow="$d/s.cow" chunk-size=$cs
+    nbdsh -u "nbd+unix:///?socket=$d/sock" -c '
 import random
-h.connect_command(["nbdkit", "-s", "--exit-with-parent",
-                   "'"$SNAPCOW_PLUGIN"'", "'"$d"'/origin.img",
-                   "cow='"$d"'/s.cow", "chunk-size='"$cs"'"])
 r = random.Random('"$cs"')
 size = h.get_size()
 for i in range(1200):
@@ -59,6 +58,7 @@ for i in range(1200):
 h.pwrite(b"end", size - 3)
 h.flush()
 '
+    stop_nbdkit "$d/pid"
     test "$(usage_of "$d/s.cow")" = "$($PYTHON "$abs_srcdir/tool-store.py" usage "$d/s.cow")"
     test "$(snapcow_tool info "$d/s.cow" | sed -n 's/^records: //p')" = \
          "$($PYTHON "$abs_srcdir/tool-store.py" records "$d/s.cow" | wc -l)"
