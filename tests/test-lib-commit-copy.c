@@ -22,7 +22,7 @@ survives (bool commit_each_copy, unsigned *syncs)
 {
   static uint8_t origin_data[16 * CB];
   struct msgs m;
-  struct cow_store_params p = params_for (&m, CB / 512);
+  struct cow_store_params p;
   struct cow_io *origin, *cow, *after;
   struct cow_io_mem_counts before, now;
   struct cow_store *s;
@@ -31,6 +31,8 @@ survives (bool commit_each_copy, unsigned *syncs)
   size_t size;
   bool ok;
 
+  msgs_init (&m);
+  p = params_for (&m, CB / 512);
   memset (origin_data, 'o', sizeof origin_data);
   memset (buf, 'w', sizeof buf);
   p.commit_each_copy = commit_each_copy;

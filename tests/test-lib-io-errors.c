@@ -29,6 +29,7 @@ static void
 fix_open (struct fix *f)
 {
   memset (origin_data, 'o', sizeof origin_data);
+  msgs_init (&f->m);
   f->p = params_for (&f->m, CB / 512);
   f->origin = cow_io_mem_new (origin_data, sizeof origin_data, false);
   f->cow = cow_io_mem_new (NULL, 0, true);

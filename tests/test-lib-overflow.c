@@ -40,7 +40,7 @@ fill (struct cow_store *s, unsigned *written)
 START_TEST (test_enospc_default)
 {
   struct msgs m;
-  struct cow_store_params p = params_for (&m, CB / 512);
+  struct cow_store_params p;
   struct cow_io *origin = cow_io_mem_new (origin_data, sizeof origin_data,
                                           false);
   struct cow_io *cow = cow_io_mem_new (NULL, COW_CHUNKS * CB, false);
@@ -48,6 +48,8 @@ START_TEST (test_enospc_default)
   uint8_t got[10];
   unsigned n;
 
+  msgs_init (&m);
+  p = params_for (&m, CB / 512);
   ck_assert_int_eq (cow_store_open (cow, origin, &p, &s), 0);
   ck_assert_int_eq (fill (s, &n), -ENOSPC);
   ck_assert_uint_eq (n, COW_CHUNKS - 2);
@@ -69,7 +71,7 @@ END_TEST
 START_TEST (test_invalidate)
 {
   struct msgs m;
-  struct cow_store_params p = params_for (&m, CB / 512);
+  struct cow_store_params p;
   struct cow_io *origin = cow_io_mem_new (origin_data, sizeof origin_data,
                                           false);
   struct cow_io *cow = cow_io_mem_new (NULL, COW_CHUNKS * CB, false);
@@ -79,6 +81,8 @@ START_TEST (test_invalidate)
   size_t size;
   unsigned n;
 
+  msgs_init (&m);
+  p = params_for (&m, CB / 512);
   p.invalidate_on_overflow = true;
   ck_assert_int_eq (cow_store_open (cow, origin, &p, &s), 0);
   ck_assert_int_eq (cow_store_commit (s), 0);
