@@ -122,14 +122,15 @@ check_strays (struct checker *c, uint8_t *buf, uint64_t current_area)
 
     if (cow_is_metadata_chunk (c->E, ch))
       continue;
-    /* Skip a sparse file's holes without reading them. */
+    /* Skip the chunks a sparse file's hole covers whole, without
+     * reading them; a chunk the hole only starts is read.
+     */
     if (c->cow->ops->extent &&
         c->cow->ops->extent (c->cow, ch * c->chunk_bytes,
                              (c->dev_chunks - ch) * c->chunk_bytes,
-                             &len, &hole) == 0 && hole) {
-      ch += len / c->chunk_bytes;
-      if (len % c->chunk_bytes == 0)
-        ch--;
+                             &len, &hole) == 0 &&
+        hole && len >= c->chunk_bytes) {
+      ch += len / c->chunk_bytes - 1;
       continue;
     }
     r = cow_io_pread (c->cow, buf, c->chunk_bytes, ch * c->chunk_bytes);

@@ -59,6 +59,15 @@ grep -q "^warning: 1 metadata area(s) after the current one (area 0) are not zer
 grep -q "^warning: 1 data chunk(s) past the next free chunk 7 hold data (the first is chunk 9)" "$d/out"
 grep -q "0 errors, 3 warnings" "$d/out"
 
+# Stray data at the very end of a chunk of a sparse file, after a hole
+# that starts inside the chunk (16K chunks, 4K filesystem blocks).
+$PYTHON "$abs_srcdir/tool-store.py" build "$d/sp.cow" 16384 2097152 seq:3
+cp --sparse=always "$d/sp.cow" "$d/sparse.cow"
+printf 'x' | dd of="$d/sparse.cow" bs=1 seek=$(( 20 * 16384 + 16383 )) \
+    conv=notrunc status=none
+check_store 0 "$d/sparse.cow"
+grep -q "^warning: 1 data chunk(s) past the next free chunk 5 hold data (the first is chunk 20)" "$d/out"
+
 # Chunks leaked by a crash: allocated below the next free chunk, used
 # by no record (chunks 4 and 6 here).
 $PYTHON "$abs_srcdir/tool-store.py" build "$d/leak.cow" 4096 1048576 1:2,2:3,3:5,4:7
