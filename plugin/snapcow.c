@@ -286,17 +286,13 @@ snapcow_get_ready (void)
 
   if (access (cow_path, F_OK) == 0) {
     int fd;
-    cow_io = open_backend ("COW store", cow_path, O_RDWR, &fd);
-    if (cow_io == NULL) {
-      if (errno != EACCES && errno != EROFS)
-        return -1;
-      /* A store we may not write can still be served with -r. */
-      cow_io = open_backend ("COW store", cow_path, O_RDONLY, &fd);
-      if (cow_io == NULL)
-        return -1;
-    }
-    else
-      cow_fd_writable = true;
+
+    /* A store we may not write can still be served with -r. */
+    cow_fd_writable = access (cow_path, W_OK) == 0;
+    cow_io = open_backend ("COW store", cow_path,
+                           cow_fd_writable ? O_RDWR : O_RDONLY, &fd);
+    if (cow_io == NULL)
+      return -1;
     cow_fd = fd;
     if (lock_cow (fd, cow_fd_writable) == -1)
       return -1;
