@@ -310,7 +310,10 @@ snapcow_get_ready (void)
   return open_store (true);
 }
 
-/* Make the store writable: create the COW file if needed. */
+/* Make the store writable: create the COW file if needed.  If opening
+ * the new store fails, store stays NULL and the next connection tries
+ * again.
+ */
 static int
 make_writable (void)
 {
@@ -331,15 +334,14 @@ make_writable (void)
     cow_io = io;
     cow_fd = fd;
     cow_fd_writable = true;
-    if (open_store (false) == -1)
-      return -1;
   }
   else if (!cow_fd_writable) {
     nbdkit_error ("the COW store %s is not writable: serve it with "
                   "nbdkit -r", cow_path);
     return -1;
   }
-  else if (cow_store_set_writable (store) < 0)
+  if (store == NULL ? open_store (false) == -1
+      : cow_store_set_writable (store) < 0)
     return -1;
   writable = true;
   return 0;
