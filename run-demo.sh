@@ -106,7 +106,7 @@ to the COW store, which keeps it across restarts.  From another shell:
     qemu-img convert -p -O qcow2 '$uri' snapshot.qcow2
   Boot a VM on it:
     qemu-system-x86_64 -m 1G -drive file=nbd:unix:$sock,format=raw
-  Attach it as a kernel block device (as root; apt-get install nbd-client):
+  Attach it as a kernel block device (as root, with the nbd module):
     modprobe nbd && nbd-client -unix $sock /dev/nbd0
     ...  nbd-client -d /dev/nbd0   # detach
 
