@@ -146,8 +146,25 @@ zero_cow (struct cow_store *s, uint64_t n, uint64_t at)
   return 0;
 }
 
-/* What to put in a new chunk. */
+/* What to put in a chunk. */
 enum fill { FILL_DATA, FILL_ZERO };
+
+/* Write pc's bytes (buf, or zeroes) into new_chunk, the COW chunk that
+ * origin chunk pc->chunk already has.  Zeroes over the whole chunk are
+ * punched rather than written.
+ */
+static int
+write_through (struct cow_store *s, const struct piece *pc, chunk_t nc,
+               const void *buf, enum fill fill)
+{
+  uint64_t at = chunk_offset (s, nc) + pc->in;
+
+  if (fill == FILL_DATA)
+    return write_cow (s, buf, pc->n, at);
+  if (pc->in == 0 && pc->n == chunk_valid_bytes (s, pc->chunk))
+    return zero_cow (s, pc->n, at);
+  return write_cow (s, s->zero_chunk, pc->n, at);
+}
 
 /* Give origin chunk pc.chunk an exception whose chunk holds the origin's
  * data with pc's bytes replaced by buf (FILL_DATA) or by zeroes
@@ -165,11 +182,8 @@ copy_on_write (struct cow_store *s, const struct piece *pc, const void *buf,
   chunk_t nc;
   int r;
 
-  if (cow_store_lookup (s, pc->chunk, &nc)) {
-    uint64_t at = chunk_offset (s, nc) + pc->in;
-    return fill == FILL_ZERO && whole ? zero_cow (s, valid, at)
-      : write_cow (s, fill == FILL_ZERO ? s->zero_chunk : buf, pc->n, at);
-  }
+  if (cow_store_lookup (s, pc->chunk, &nc))
+    return write_through (s, pc, nc, buf, fill);
 
   r = cow_store_allocate (s, &nc);
   if (r < 0)
@@ -242,7 +256,7 @@ cow_snapshot_pwrite (struct cow_store *s, const void *buf, uint32_t count,
 
     if (cow_store_lookup (s, pc.chunk, &nc)) {
       pc.n = run_length (s, offset, count, true, pc.chunk, nc);
-      r = write_cow (s, p, pc.n, chunk_offset (s, nc) + pc.in);
+      r = write_through (s, &pc, nc, p, FILL_DATA);
     }
     else if ((r = copy_on_write (s, &pc, p, FILL_DATA)) > 0) {
       copied = true;
@@ -279,11 +293,8 @@ cow_snapshot_zero (struct cow_store *s, uint32_t count, uint64_t offset,
     struct piece pc = piece_at (s, offset, count);
     chunk_t nc;
 
-    if (cow_store_lookup (s, pc.chunk, &nc)) {
-      uint64_t at = chunk_offset (s, nc) + pc.in;
-      r = pc.n == s->chunk_bytes ? zero_cow (s, pc.n, at)
-        : write_cow (s, s->zero_chunk, pc.n, at);
-    }
+    if (cow_store_lookup (s, pc.chunk, &nc))
+      r = write_through (s, &pc, nc, NULL, FILL_ZERO);
     else if (!origin_is_hole (s, offset, pc.n) &&
              (r = copy_on_write (s, &pc, NULL, FILL_ZERO)) > 0) {
       copied = true;
