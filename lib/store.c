@@ -12,33 +12,37 @@
 
 #include "store-internal.h"
 
+static void
+vmessage (const struct cow_store *s, enum cow_msg_level level,
+          const char *fs, va_list args)
+{
+  char msg[512];
+
+  if (s->message == NULL)
+    return;
+  vsnprintf (msg, sizeof msg, fs, args);
+  s->message (s->message_opaque, level, msg);
+}
+
 void
 store_message (const struct cow_store *s, enum cow_msg_level level,
                const char *fs, ...)
 {
-  char msg[512];
   va_list args;
 
-  if (s->message == NULL)
-    return;
   va_start (args, fs);
-  vsnprintf (msg, sizeof msg, fs, args);
+  vmessage (s, level, fs, args);
   va_end (args);
-  s->message (s->message_opaque, level, msg);
 }
 
 int
 store_error (const struct cow_store *s, int err, const char *fs, ...)
 {
-  char msg[512];
   va_list args;
 
-  if (s->message) {
-    va_start (args, fs);
-    vsnprintf (msg, sizeof msg, fs, args);
-    va_end (args);
-    s->message (s->message_opaque, COW_MSG_ERROR, msg);
-  }
+  va_start (args, fs);
+  vmessage (s, COW_MSG_ERROR, fs, args);
+  va_end (args);
   return -err;
 }
 
