@@ -136,4 +136,15 @@ extern void cow_io_mem_counts (struct cow_io *io,
  */
 extern int cow_lock_fd (int fd, bool exclusive);
 
+/* files.c.  True if a and b (from fstat) are the same file: the same
+ * device and inode, or for block devices the same st_rdev.
+ */
+struct stat;
+extern bool cow_same_file (const struct stat *a, const struct stat *b);
+/* The mode to create a new store with: the origin's read and write
+ * bits, never wider than 0644; 0600 when there is no origin (NULL).
+ * The caller's umask still applies.
+ */
+extern unsigned cow_new_store_mode (const struct stat *origin);
+
 #endif /* SNAPCOW_IO_H */
