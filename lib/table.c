@@ -26,12 +26,25 @@ bits_for (uint64_t v)
   return v == 0 ? 0 : 64 - __builtin_clzll (v);
 }
 
+/* The home slot is the hash's low bits (& mask), so every low bit must
+ * depend on every bit of the chunk.  A multiply alone does not do that:
+ * bit k of a product only sees bits 0..k of the key, and old chunks at
+ * a power-of-two stride (ext4's block groups) would share their low
+ * bits and pile into one probe run.  So: multiply to carry each bit
+ * upwards, fold the high half down with a shift, twice.  The constants
+ * are odd (so each step is a bijection and distinct chunks never
+ * collide in the full 64 bits): the golden ratio's and the square root
+ * of two's fraction bits.
+ */
 static uint64_t
 hash (chunk_t c)
 {
-  /* Fibonacci hashing; adjacent chunks land far apart. */
+  c ^= c >> 32;
+  c *= UINT64_C (0x9e3779b97f4a7c15);
   c ^= c >> 29;
-  return c * UINT64_C (0x9e3779b97f4a7c15);
+  c *= UINT64_C (0x6a09e667f3bcc909);
+  c ^= c >> 32;
+  return c;
 }
 
 static struct table_array *
@@ -221,6 +234,31 @@ table_insert_locked (struct cow_table *t, chunk_t old_chunk,
   array_put (t, a, old_chunk, new_chunk);
   t->count++;
   return 0;
+}
+
+uint64_t
+table_max_probe (const struct cow_table *t)
+{
+  const struct table_array *a =
+    atomic_load_explicit (&((struct cow_table *) t)->cur,
+                          memory_order_relaxed);
+  uint64_t mask = a->slots - 1, max = 0, i, key, len;
+
+  for (i = 0; i < a->slots; i++) {
+    if (t->new_bits)
+      key = atomic_load_explicit (&((struct table_array *) a)->words[i],
+                                  memory_order_relaxed) >> t->new_bits;
+    else
+      key = atomic_load_explicit (&((struct table_array *) a)->words[2 * i],
+                                  memory_order_relaxed);
+    if (key == 0)
+      continue;
+    /* Slots looked at by a lookup of this key, from its home slot. */
+    len = ((i - hash (key - 1)) & mask) + 1;
+    if (len > max)
+      max = len;
+  }
+  return max;
 }
 
 uint64_t

@@ -49,6 +49,11 @@ extern int table_insert_locked (struct cow_table *t, chunk_t old_chunk,
 /* Free the retired arrays.  Only while no lookup can run (loading). */
 extern void table_release_retired_unshared (struct cow_table *t);
 
+/* For tests: the most slots a lookup of a present key looks at (1 for a
+ * key in its home slot).  Walks the whole array; caller serialises.
+ */
+extern uint64_t table_max_probe (const struct cow_table *t);
+
 /* Bytes of memory held, retired arrays included. */
 extern uint64_t table_memory (const struct cow_table *t);
 
