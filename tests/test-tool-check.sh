@@ -39,14 +39,23 @@ grep -x "error: area 0 record 1: new_chunk 258 points at a metadata area" "$d/ou
 grep -x "error: area 0 record 2: new_chunk 99999 is past the end of the store (512 chunks)" "$d/out"
 grep -x "error: area 0 record 3: duplicate old_chunk 10 (already mapped to new_chunk 2)" "$d/out"
 grep -x "error: area 0 record 4: new_chunk 2 is also used by area 0 record 0" "$d/out"
-grep -q ": 6 records in 1 areas, chunk size 4096: 4 errors, 0 warnings" "$d/out"
+grep -x "$d/bad.cow: 6 records in 1 area, chunk size 4096: 4 errors, 0 warnings" "$d/out"
+
+# Counts of one are singular.
+$PYTHON "$abs_srcdir/tool-store.py" build "$d/one.cow" 4096 1048576 5:2
+check_store 0 "$d/one.cow"
+grep -x "$d/one.cow: 1 record in 1 area, chunk size 4096: 0 errors, 0 warnings" "$d/out"
+$PYTHON "$abs_srcdir/tool-store.py" build "$d/one-bad.cow" 4096 1048576 \
+    5:2,6:1 stray-after-terminator
+check_store 1 "$d/one-bad.cow"
+grep -x "$d/one-bad.cow: 2 records in 1 area, chunk size 4096: 1 error, 1 warning" "$d/out"
 
 # With the origin: old_chunk past its end (an origin of 3 chunks).
 truncate -s 12288 "$d/small.img"
 $PYTHON "$abs_srcdir/tool-store.py" build "$d/o.cow" 4096 1048576 1:2,5:3,2:4,9:5
 check_store 1 --origin="$d/small.img" "$d/o.cow"
-grep -x "error: area 0 record 1: old_chunk 5 is past the end of the origin (3 chunks)" "$d/out"
-grep -x "error: area 0 record 3: old_chunk 9 is past the end of the origin (3 chunks)" "$d/out"
+grep -q "^error: area 0 record 1: old_chunk 5 is past the end of the origin (3 chunks)" "$d/out"
+grep -q "^error: area 0 record 3: old_chunk 9 is past the end of the origin (3 chunks)" "$d/out"
 grep -q "2 errors" "$d/out"
 check_store 0 "$d/o.cow"                # without the origin: no bound
 

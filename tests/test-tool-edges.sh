@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test-tool-edges.sh: the edges every snapcow command shares: --help,
-# a bad option, a missing argument, a missing file, a directory, a tiny
-# file, a bad magic, and an input that is read and left unchanged.  The
-# exit codes are the documented ones (snapcow(1), EXIT STATUS).
+# a bad option (one line naming it and a hint, exactly), a missing
+# argument, a missing file, a directory, a tiny file, a bad magic, and
+# an input that is read and left unchanged.  The exit codes are the
+# documented ones (snapcow(1), EXIT STATUS).
 source ./functions.sh
 set -e
 set -x
@@ -29,10 +30,32 @@ expect ()
     fi
 }
 
+# exact STATUS STDERR ARGS...: snapcow ARGS exits STATUS, prints
+# nothing on stdout and exactly STDERR (lines joined by |) on stderr.
+exact ()
+{
+    local want=$1 text=$2 st=0
+    shift 2
+    # No trace of the shell function on the stderr being compared.
+    ( set +x; snapcow_tool "$@" > "$d/out" 2> "$d/err" ) || st=$?
+    cat "$d/out" "$d/err"
+    if [ $st -ne "$want" ]; then
+        echo "$0: snapcow $*: exit status $st, expected $want" >&2
+        exit 1
+    fi
+    if [ -s "$d/out" ] || [ "$(tr '\n' '|' < "$d/err")" != "$text|" ]; then
+        echo "$0: snapcow $*: expected only this on stderr: $text" >&2
+        exit 1
+    fi
+}
+
+# getopt's own messages (create's) in English.
+export LC_ALL=C
+
 expect 2 "Usage: snapcow COMMAND"
 expect 0 "Usage: snapcow COMMAND" --help
 expect 0 "snapcow " --version
-expect 2 "unknown command 'frob'" frob
+exact 2 "snapcow: unknown command 'frob'|Try 'snapcow --help'." frob
 
 $PYTHON "$abs_srcdir/tool-store.py" build "$d/good.cow" 4096 1048576 seq:10
 printf 'XXXXXXXXXXXXXXXX' > "$d/bad.cow"
@@ -47,8 +70,25 @@ for cmd in info check dump map; do
     unreadable=1
     [ $cmd = check ] && unreadable=2
     expect 0 "Usage: snapcow $cmd" $cmd --help
-    expect 2 "unrecognized option" $cmd --frob "$d/good.cow"
-    expect 2 "Usage: snapcow $cmd" $cmd
+    # A usage error is one line and a hint, never the whole usage.
+    try="Try 'snapcow $cmd --help'."
+    exact 2 "snapcow $cmd: unrecognized option '--frob'|$try" \
+          $cmd --frob "$d/good.cow"
+    exact 2 "snapcow $cmd: unrecognized option '--frob=1'|$try" \
+          $cmd "$d/good.cow" --frob=1
+    exact 2 "snapcow $cmd: unrecognized option '-x'|$try" \
+          $cmd -x "$d/good.cow"
+    exact 2 "snapcow $cmd: missing the COW store argument|$try" $cmd
+    exact 2 "snapcow $cmd: unexpected argument 'b' (one COW store only)|$try" \
+          $cmd "$d/good.cow" b
+    if [ $cmd != check ]; then
+        exact 2 "snapcow $cmd: option '--json' does not take an argument|$try" \
+              $cmd --json=yes "$d/good.cow"
+    fi
+    if [ $cmd = check ] || [ $cmd = map ]; then
+        exact 2 "snapcow $cmd: option '--origin' requires an argument|$try" \
+              $cmd "$d/good.cow" --origin
+    fi
     expect $unreadable "No such file or directory" $cmd "$d/nonexistent"
     expect $unreadable "a directory, not a regular file" $cmd "$d/dir"
     expect 1 "bad magic 0x58585858" $cmd "$d/bad.cow"
@@ -63,8 +103,11 @@ test "$(cmp -s /dev/zero "$d/tiny.cow" -n 100 && echo same)" = same
 
 # create refuses what is not empty, and bad sizes.
 expect 0 "Usage: snapcow create" create --help
-expect 2 "unrecognized option" create --frob "$d/new.cow"
-expect 2 "Usage: snapcow create" create
+exact 2 "snapcow create: unrecognized option '--frob'|Try 'snapcow create --help'." \
+      create --frob "$d/new.cow"
+exact 2 "snapcow create: option '--size' requires an argument|Try 'snapcow create --help'." \
+      create "$d/new.cow" --size
+expect 2 "Try 'snapcow create --help'." create
 expect 2 "--chunk-size=3000: must be a power of two" \
        create --chunk-size=3000 "$d/new.cow"
 expect 2 "--chunk-size=2M: must be a power of two" \

@@ -3,7 +3,8 @@
 # kernel's dmsetup status does: for the stores in cow-format.md's table
 # of real kernel lines, for stores the plugin wrote at 4K, 16K and 64K
 # chunks (against tests/tool-store.py's independent figures), and
-# "Invalid" for an invalidated store.  --json says the same.
+# "Invalid" for an invalidated store, whose records and figures it still
+# gives.  --json says the same.
 source ./functions.sh
 set -e
 set -x
@@ -41,7 +42,29 @@ snapcow_tool info --json "$d/inval.cow" | $PYTHON -c '
 import json, sys
 j = json.load(sys.stdin)
 assert j["status"] == "Invalid" and j["usage"] == "Invalid" and j["valid"] == 0
+assert j["records"] == 20 and j["areas"] == 1 and j["next_free_chunk"] == 22, j
 '
+
+# An invalidated store cannot be opened, but its records are still on
+# disk: info gives every figure it gives for the same store still
+# valid, and only the usage line says Invalid, as the kernel's does.
+$PYTHON "$abs_srcdir/tool-store.py" build "$d/i673.cow" 4096 8388608 seq:673 valid=0
+snapcow_tool info --json "$d/i673.cow" > "$d/ji"
+$PYTHON -c '
+import json, sys
+i = json.load(open(sys.argv[1]))
+v = json.load(open(sys.argv[2]))
+assert i["status"] == "Invalid" and i["usage"] == "Invalid" and i["valid"] == 0
+assert set(i) == set(v), set(i) ^ set(v)
+for k in v:
+    if k not in ("file", "status", "valid", "usage"):
+        assert i[k] == v[k], (k, i[k], v[k])
+assert i["records"] == 673 and i["metadata_sectors"] == 32, i
+' "$d/ji" "$d/j"
+snapcow_tool info "$d/i673.cow" > "$d/ti"
+snapcow_tool info "$d/k673.cow" |
+    sed -e "s|$d/k673.cow|$d/i673.cow|" -e 's/^valid: 1$/valid: 0/' \
+        -e 's/^usage: .*/usage: Invalid/' | diff - "$d/ti"
 
 # Stores the plugin wrote.
 truncate -s 20971008 "$d/origin.img"          # 20 MiB - 512: a partial chunk

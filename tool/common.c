@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,17 +76,63 @@ open_device (const char *path, int flags, int *fdp)
   return io;
 }
 
+/* The plugin takes an exclusive flock(2) on a store it may write and
+ * holds it for as long as it runs (plugin/snapcow.c, lock_cow); a
+ * reader takes a shared one, so that a server and a reader exclude each
+ * other.  A server could be halfway through a commit, and records still
+ * in its memory are not on disk: what a reader sees of a store in use
+ * may be inconsistent.  The kernel takes no such lock (snapcow(1),
+ * LOCKING).
+ */
 int
-open_store_readonly (const char *path, const char *origin, struct opened *o)
+open_cow (const char *path, enum in_use policy, struct opened *o)
+{
+  int fd, r;
+
+  *o = (struct opened) { NULL };
+  o->cow = open_device (path, O_RDONLY, &fd);
+  if (o->cow == NULL)
+    return -1;
+  r = cow_lock_fd (fd, false);
+  if (r == -EBUSY) {
+    o->in_use = true;
+    switch (policy) {
+    case IN_USE_REFUSE:
+      tool_error (path, "in use by a running server (--force reads it "
+                  "anyway)");
+      close_store (o);
+      return -EBUSY;
+    case IN_USE_FORCE:
+      tool_error (path, "warning: in use by a running server: reading it "
+                  "anyway (--force); the result may be inconsistent");
+      break;
+    case IN_USE_NOTE:
+      tool_error (path, "warning: in use by a running server: what "
+                  "follows may be out of date or inconsistent");
+      break;
+    }
+  }
+  else if (r < 0)
+    /* The plugin cannot serve a store it cannot lock, so no server can
+     * be writing this one.
+     */
+    tool_error (path, "warning: cannot lock it (%s): reading it unlocked",
+                strerror (-r));
+  return 0;
+}
+
+int
+open_store_readonly (const char *path, const char *origin,
+                     enum in_use policy, struct opened *o)
 {
   struct cow_store_params p = {
     .readonly = true, .message = tool_message, .message_opaque = (void *) path,
   };
+  int r;
 
-  *o = (struct opened) { NULL };
-  o->cow = open_device (path, O_RDONLY, NULL);
-  if (o->cow == NULL)
-    return -1;
+  r = open_cow (path, policy, o);
+  if (r < 0)
+    return r;
   if (origin) {
     o->origin = open_device (origin, O_RDONLY, NULL);
     if (o->origin == NULL)
@@ -151,8 +198,61 @@ json_string (FILE *fp, const char *s)
 int
 usage (const char *text, bool help)
 {
-  fputs (text, help ? stdout : stderr);
-  if (!help)
+  if (help)
+    fputs (text, stdout);
+  else
     fprintf (stderr, "Try '%s --help'.\n", command_name);
   return help ? EXIT_OK : EXIT_USAGE;
+}
+
+int
+usage_error (const char *fs, ...)
+{
+  va_list args;
+
+  fprintf (stderr, "%s: ", command_name);
+  va_start (args, fs);
+  vfprintf (stderr, fs, args);
+  va_end (args);
+  fputc ('\n', stderr);
+  return usage (NULL, false);
+}
+
+/* After getopt_long returned '?' or ':', optind is past the argument
+ * it stopped at, unless that was a short option inside a cluster such
+ * as "-hx"; optopt is the option's value, or 0 for an unknown long
+ * option.
+ */
+int
+bad_option (int c, char **argv)
+{
+  const char *arg = optind > 0 ? argv[optind - 1] : "";
+  bool is_long = strncmp (arg, "--", 2) == 0;
+  int len = strcspn (arg, "=");
+
+  if (c == ':') {
+    if (is_long)
+      return usage_error ("option '%.*s' requires an argument", len, arg);
+    return usage_error ("option '-%c' requires an argument", optopt);
+  }
+  if (is_long && optopt != 0 && arg[len] == '=')
+    return usage_error ("option '%.*s' does not take an argument", len, arg);
+  if (is_long || optopt == 0)
+    return usage_error ("unrecognized option '%s'", arg);
+  return usage_error ("unrecognized option '-%c'", optopt);
+}
+
+const char *
+one_operand (int argc, char **argv)
+{
+  if (optind >= argc) {
+    usage_error ("missing the COW store argument");
+    return NULL;
+  }
+  if (argc - optind > 1) {
+    usage_error ("unexpected argument '%s' (one COW store only)",
+                 argv[optind + 1]);
+    return NULL;
+  }
+  return argv[optind];
 }

@@ -7,12 +7,14 @@
 #include "tool.h"
 
 static const char dump_usage[] =
-  "Usage: snapcow dump [--json] COW\n"
+  "Usage: snapcow dump [--json] [--force] COW\n"
   "\n"
   "List the store's committed records in on-disk order: area, index,\n"
   "old_chunk (in the origin), new_chunk (in the store).\n"
   "\n"
   "  --json   print a JSON array\n"
+  "  --force  dump a store that a running server holds (the records\n"
+  "           may be inconsistent)\n"
   "  --help   this text\n";
 
 struct dumper {
@@ -42,24 +44,30 @@ cmd_dump (int argc, char **argv)
 {
   static const struct option opts[] = {
     { "json", no_argument, NULL, 'j' },
+    { "force", no_argument, NULL, 'f' },
     { "help", no_argument, NULL, 'h' },
     { NULL },
   };
+  enum in_use policy = IN_USE_REFUSE;
   struct dumper d = { .json = false };
   struct opened o;
+  const char *path;
   int c, r;
 
   optind = 1;
-  while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1) {
+  opterr = 0;
+  while ((c = getopt_long (argc, argv, ":h", opts, NULL)) != -1) {
     switch (c) {
     case 'j': d.json = true; break;
+    case 'f': policy = IN_USE_FORCE; break;
     case 'h': return usage (dump_usage, true);
-    default: return usage (dump_usage, false);
+    default: return bad_option (c, argv);
     }
   }
-  if (argc - optind != 1)
-    return usage (dump_usage, false);
-  if (open_store_readonly (argv[optind], NULL, &o) < 0)
+  path = one_operand (argc, argv);
+  if (path == NULL)
+    return EXIT_USAGE;
+  if (open_store_readonly (path, NULL, policy, &o) < 0)
     return EXIT_FAILED;
   if (d.json)
     printf ("[");

@@ -1,10 +1,16 @@
 /* info.c: snapcow info: the header, the geometry and the usage line,
  * the last exactly as the kernel's `dmsetup status` prints it for the
  * same store ("Invalid" for an invalidated one).
+ *
+ * A valid store is opened and validated as the plugin opens it.  An
+ * invalidated one cannot be (cow_store_open refuses it), so its counts
+ * come from cow_check's walk of the areas instead: what the records on
+ * disk still say.  A store that a running server holds is read all the
+ * same, with a warning, and "in_use" says so: a script asking for the
+ * JSON still gets it (exit status 0).
  */
 #include <config.h>
 
-#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <string.h>
@@ -16,22 +22,33 @@ static const char info_usage[] =
   "\n"
   "Print the store's header, geometry and usage.  The usage line is what\n"
   "the kernel's `dmsetup status` prints for it: allocated/total metadata,\n"
-  "in sectors, or Invalid.\n"
+  "in sectors, or Invalid.  A store that a running server holds is read\n"
+  "all the same, with a warning (in_use: yes).\n"
   "\n"
   "  --json   print a JSON object\n"
   "  --help   this text\n";
 
+/* The figures, from cow_store_usage or from cow_check. */
+struct counts {
+  uint64_t records, areas;
+  chunk_t next_free;
+  uint64_t size;                /* bytes */
+  uint64_t allocated_sectors, total_sectors, metadata_sectors;
+};
+
 struct facts {
   const char *status;           /* "new", "Invalid" or "valid" */
+  bool in_use;
   struct cow_header_info h;
-  struct cow_usage u;
-  bool have_usage;
+  struct counts n;
+  bool have_counts;
 };
 
 static void
 print_text (const char *path, const struct facts *f)
 {
   printf ("file: %s\n", path);
+  printf ("in_use: %s\n", f->in_use ? "yes" : "no");
   if (strcmp (f->status, "new") == 0) {
     printf ("status: new (magic 0: an empty store, initialised on "
             "first use)\n");
@@ -45,16 +62,16 @@ print_text (const char *path, const struct facts *f)
   printf ("chunk_sectors: %" PRIu32 "\n", f->h.chunk_sectors);
   printf ("exceptions_per_area: %" PRIu32 "\n",
           f->h.chunk_sectors * (COW_SECTOR_SIZE / 16));
-  if (f->have_usage) {
-    printf ("records: %" PRIu64 "\n", f->u.records);
-    printf ("areas: %" PRIu64 "\n", f->u.current_area + 1);
-    printf ("next_free_chunk: %" PRIu64 "\n",
-            f->u.allocated_sectors / f->u.chunk_sectors);
-    printf ("size: %" PRIu64 "\n", f->u.total_sectors * COW_SECTOR_SIZE);
-    printf ("usage: %" PRIu64 "/%" PRIu64 " %" PRIu64 "\n",
-            f->u.allocated_sectors, f->u.total_sectors,
-            f->u.metadata_sectors);
+  if (f->have_counts) {
+    printf ("records: %" PRIu64 "\n", f->n.records);
+    printf ("areas: %" PRIu64 "\n", f->n.areas);
+    printf ("next_free_chunk: %" PRIu64 "\n", f->n.next_free);
+    printf ("size: %" PRIu64 "\n", f->n.size);
   }
+  if (strcmp (f->status, "valid") == 0)
+    printf ("usage: %" PRIu64 "/%" PRIu64 " %" PRIu64 "\n",
+            f->n.allocated_sectors, f->n.total_sectors,
+            f->n.metadata_sectors);
   else
     printf ("usage: Invalid\n");
 }
@@ -65,6 +82,7 @@ print_json (const char *path, const struct facts *f)
   printf ("{\n  \"file\": ");
   json_string (stdout, path);
   printf (",\n  \"status\": \"%s\"", f->status);
+  printf (",\n  \"in_use\": %s", f->in_use ? "true" : "false");
   if (strcmp (f->status, "new") != 0) {
     printf (",\n  \"magic\": %" PRIu32 ",\n  \"valid\": %" PRIu32
             ",\n  \"version\": %" PRIu32 ",\n  \"chunk_size\": %" PRIu64
@@ -74,22 +92,84 @@ print_json (const char *path, const struct facts *f)
             (uint64_t) f->h.chunk_sectors * COW_SECTOR_SIZE,
             f->h.chunk_sectors, f->h.chunk_sectors * (COW_SECTOR_SIZE / 16));
   }
-  if (f->have_usage)
+  if (f->have_counts)
     printf (",\n  \"records\": %" PRIu64 ",\n  \"areas\": %" PRIu64
             ",\n  \"next_free_chunk\": %" PRIu64 ",\n  \"size\": %" PRIu64
             ",\n  \"allocated_sectors\": %" PRIu64
             ",\n  \"total_sectors\": %" PRIu64
-            ",\n  \"metadata_sectors\": %" PRIu64
-            ",\n  \"usage\": \"%" PRIu64 "/%" PRIu64 " %" PRIu64 "\"",
-            f->u.records, f->u.current_area + 1,
-            f->u.allocated_sectors / f->u.chunk_sectors,
-            f->u.total_sectors * COW_SECTOR_SIZE,
-            f->u.allocated_sectors, f->u.total_sectors,
-            f->u.metadata_sectors, f->u.allocated_sectors,
-            f->u.total_sectors, f->u.metadata_sectors);
+            ",\n  \"metadata_sectors\": %" PRIu64,
+            f->n.records, f->n.areas, f->n.next_free, f->n.size,
+            f->n.allocated_sectors, f->n.total_sectors,
+            f->n.metadata_sectors);
+  if (strcmp (f->status, "valid") == 0)
+    printf (",\n  \"usage\": \"%" PRIu64 "/%" PRIu64 " %" PRIu64 "\"",
+            f->n.allocated_sectors, f->n.total_sectors,
+            f->n.metadata_sectors);
   else if (strcmp (f->status, "Invalid") == 0)
     printf (",\n  \"usage\": \"Invalid\"");
   printf ("\n}\n");
+}
+
+/* A valid store: validated and loaded as the plugin does it. */
+static int
+counts_from_store (const char *path, struct opened *o, struct counts *n)
+{
+  struct cow_store_params p = {
+    .readonly = true, .message = tool_message, .message_opaque = (void *) path,
+  };
+  struct cow_usage u;
+
+  if (cow_store_open (o->cow, NULL, &p, &o->store) < 0)
+    return -1;
+  cow_store_usage (o->store, &u);
+  *n = (struct counts) {
+    .records = u.records,
+    .areas = u.current_area + 1,
+    .next_free = u.allocated_sectors / u.chunk_sectors,
+    .size = u.total_sectors * COW_SECTOR_SIZE,
+    .allocated_sectors = u.allocated_sectors,
+    .total_sectors = u.total_sectors,
+    .metadata_sectors = u.metadata_sectors,
+  };
+  return 0;
+}
+
+static void
+ignore_problem (void *opaque, enum cow_severity sev, const char *msg)
+{
+}
+
+/* An invalidated store: the same figures from a walk of its areas
+ * (cow_check trusts nothing, and goes on past the valid=0 it reports).
+ * The units are those of cow-format.md, "Usage figures".  Returns 1
+ * when the header leaves nothing to count (an unusable chunk size).
+ */
+static int
+counts_from_check (const char *path, struct opened *o, struct counts *n)
+{
+  struct cow_check_summary sum;
+  uint64_t size;
+  int r;
+
+  r = cow_io_get_size (o->cow, &size);
+  if (r == 0)
+    r = cow_check (o->cow, 0, ignore_problem, NULL, &sum);
+  if (r < 0) {
+    tool_error (path, "cannot read the areas: %s", strerror (-r));
+    return -1;
+  }
+  if (sum.chunk_sectors == 0)   /* an unusable chunk size: no areas */
+    return 1;
+  *n = (struct counts) {
+    .records = sum.records,
+    .areas = sum.areas,
+    .next_free = sum.next_free,
+    .size = size / COW_SECTOR_SIZE * COW_SECTOR_SIZE,
+    .allocated_sectors = sum.next_free * sum.chunk_sectors,
+    .total_sectors = size / COW_SECTOR_SIZE,
+    .metadata_sectors = (sum.areas + 1) * sum.chunk_sectors,
+  };
+  return 0;
 }
 
 int
@@ -101,48 +181,56 @@ cmd_info (int argc, char **argv)
     { NULL },
   };
   struct facts f = { .status = "valid" };
-  struct cow_io *cow;
   struct opened o;
   const char *path;
   bool json = false;
   int c, r;
 
   optind = 1;
-  while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1) {
+  opterr = 0;
+  while ((c = getopt_long (argc, argv, ":h", opts, NULL)) != -1) {
     switch (c) {
     case 'j': json = true; break;
     case 'h': return usage (info_usage, true);
-    default: return usage (info_usage, false);
+    default: return bad_option (c, argv);
     }
   }
-  if (argc - optind != 1)
-    return usage (info_usage, false);
-  path = argv[optind];
+  path = one_operand (argc, argv);
+  if (path == NULL)
+    return EXIT_USAGE;
 
-  cow = open_device (path, O_RDONLY, NULL);
-  if (cow == NULL)
+  if (open_cow (path, IN_USE_NOTE, &o) < 0)
     return EXIT_FAILED;
-  r = cow_read_header (cow, &f.h);
-  cow_io_close (cow);
+  f.in_use = o.in_use;
+  r = cow_read_header (o.cow, &f.h);
   if (r < 0) {
     tool_error (path, "cannot read the header: %s", strerror (-r));
+    close_store (&o);
     return EXIT_FAILED;
   }
   if (f.h.magic == 0)
     f.status = "new";
   else if (f.h.magic == COW_SNAP_MAGIC && f.h.version == COW_DISK_VERSION &&
-           f.h.valid == 0)
+           f.h.valid == 0) {
     /* The kernel activates it and prints Invalid without reading the
-     * areas; so do we.
+     * areas; so does the usage line.  The records are still there.
      */
     f.status = "Invalid";
-  else {
-    if (open_store_readonly (path, NULL, &o) < 0)
+    r = counts_from_check (path, &o, &f.n);
+    if (r < 0) {
+      close_store (&o);
       return EXIT_FAILED;
-    cow_store_usage (o.store, &f.u);
-    f.have_usage = true;
-    close_store (&o);
+    }
+    f.have_counts = r == 0;
   }
+  else {
+    if (counts_from_store (path, &o, &f.n) < 0) {
+      close_store (&o);
+      return EXIT_FAILED;
+    }
+    f.have_counts = true;
+  }
+  close_store (&o);
   if (json)
     print_json (path, &f);
   else

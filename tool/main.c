@@ -19,7 +19,7 @@ static const struct {
   { "info",   cmd_info,   "print the header and usage, as dmsetup status" },
   { "check",  cmd_check,  "check every record; list every problem" },
   { "dump",   cmd_dump,   "list the records in on-disk order" },
-  { "map",    cmd_map,    "list the byte ranges the snapshot changed" },
+  { "map",    cmd_map,    "map the changed ranges (and the origin's)" },
 };
 
 static void
@@ -55,9 +55,13 @@ main (int argc, char **argv)
     if (strcmp (argv[1], commands[i].name) == 0) {
       snprintf (name, sizeof name, "snapcow %s", commands[i].name);
       command_name = name;
+      /* getopt names the program after argv[0] in the messages it
+       * prints itself (create's).
+       */
+      argv[1] = name;
       return commands[i].run (argc - 1, argv + 1);
     }
-  fprintf (stderr, "snapcow: unknown command '%s'\n", argv[1]);
-  list_commands (stderr);
+  fprintf (stderr, "snapcow: unknown command '%s'\n"
+           "Try 'snapcow --help'.\n", argv[1]);
   return EXIT_USAGE;
 }

@@ -1,27 +1,45 @@
-/* map.c: snapcow map: the byte ranges of the snapshot that differ from
- * the origin (the chunks with a record), in origin order, with runs
- * that are contiguous both in the origin and in the store merged.  The
- * JSON uses the field names of `qemu-img map --output=json`, with
- * "offset" the range's place in the COW file.
+/* map.c: snapcow map: the snapshot's byte ranges and where each one
+ * reads from, in the form of `qemu-img map --output=json` (fields
+ * start, length, depth, present, zero, data, offset; qemu 7.2's
+ * layout, one range a line).
+ *
+ * The JSON tiles the disk in origin order.  A changed range (a chunk
+ * with a record) is depth 0, with offset its place in the COW file; it
+ * is zero and not data where that place is a hole in the COW file (a
+ * punched chunk reads as zeroes).  An unchanged range is depth 1, the
+ * origin, with offset its place in the origin; with --origin, holes in
+ * the origin are zero too.  Without --origin the origin's size is
+ * unknown, so the tiling stops at the end of the last changed chunk and
+ * the origin's ranges are taken as data.
+ *
+ * Neighbouring ranges merge when their flags match and their offsets
+ * run on, as qemu-img merges them.  The text form lists only the
+ * changed ranges, in the columns of `qemu-img map`.
  */
 #include <config.h>
 
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "tool.h"
 
 static const char map_usage[] =
-  "Usage: snapcow map [--json] [--origin=ORIGIN] COW\n"
+  "Usage: snapcow map [--json] [--force] [--origin=ORIGIN] COW\n"
   "\n"
   "List the byte ranges in which the snapshot differs from its origin\n"
   "(the chunks copied into the store), merged into runs: start, length,\n"
-  "and the offset of the data in COW.  With --origin, the last range\n"
-  "stops at the origin's end and records are checked against its size.\n"
+  "and the offset of the data in COW.  With --json, every range of the\n"
+  "disk as qemu-img map does: the changed ones at depth 0, the origin's\n"
+  "at depth 1, holes as zero.  With --origin, the map runs to the\n"
+  "origin's end and shows its holes; without it, it stops at the end of\n"
+  "the last changed chunk.\n"
   "\n"
   "  --json           qemu-img map style JSON\n"
-  "  --origin=ORIGIN  the origin, for its size\n"
+  "  --origin=ORIGIN  the origin, for its size and its holes\n"
+  "  --force          map a store that a running server holds (the\n"
+  "                   result may be inconsistent)\n"
   "  --help           this text\n";
 
 struct mapping {
@@ -31,6 +49,21 @@ struct mapping {
 struct collector {
   struct mapping *v;
   size_t n, cap;
+};
+
+/* One range of the map, before or after merging. */
+struct range {
+  uint64_t start, length;       /* in the snapshot */
+  uint64_t offset;              /* in the COW file (depth 0) or origin */
+  int depth;                    /* 0 the store, 1 the origin */
+  bool zero, data;
+};
+
+struct printer {
+  bool json;
+  const char *path;             /* for the text form's File column */
+  struct range cur;             /* being merged; length 0 if none */
+  size_t printed;
 };
 
 static int
@@ -61,78 +94,163 @@ by_old_chunk (const void *a, const void *b)
   return x->old_chunk < y->old_chunk ? -1 : x->old_chunk > y->old_chunk;
 }
 
+static void
+print_range (struct printer *p, const struct range *r)
+{
+  if (p->json) {
+    printf ("%s{ \"start\": %" PRIu64 ", \"length\": %" PRIu64
+            ", \"depth\": %d, \"present\": true, \"zero\": %s"
+            ", \"data\": %s, \"offset\": %" PRIu64 "}",
+            p->printed ? ",\n" : "", r->start, r->length, r->depth,
+            r->zero ? "true" : "false", r->data ? "true" : "false",
+            r->offset);
+    p->printed++;
+  }
+  else if (r->depth == 0) {
+    printf ("%#-16" PRIx64 "%#-16" PRIx64 "%#-16" PRIx64 "%s\n",
+            r->start, r->length, r->offset, p->path);
+    p->printed++;
+  }
+}
+
+/* Ranges arrive in order and tile the disk; merge each into the one
+ * before when qemu-img would.
+ */
+static void
+add_range (struct printer *p, const struct range *r)
+{
+  struct range *c = &p->cur;
+
+  if (c->length > 0 && c->depth == r->depth && c->zero == r->zero &&
+      c->data == r->data && c->start + c->length == r->start &&
+      c->offset + c->length == r->offset) {
+    c->length += r->length;
+    return;
+  }
+  if (c->length > 0)
+    print_range (p, c);
+  *c = *r;
+}
+
+static void
+flush_ranges (struct printer *p)
+{
+  if (p->cur.length > 0)
+    print_range (p, &p->cur);
+  p->cur.length = 0;
+}
+
+/* [start, start+length) of the snapshot reads from [offset, ...) of
+ * io at depth: split it where io's holes begin and end.  A backend
+ * with no extent op is all data.
+ */
+static int
+add_extents (struct printer *p, struct cow_io *io, const char *what,
+             int depth, uint64_t start, uint64_t length, uint64_t offset)
+{
+  while (length > 0) {
+    uint64_t n = length;
+    bool hole = false;
+    int r;
+
+    if (io && io->ops->extent) {
+      r = io->ops->extent (io, offset, length, &n, &hole);
+      if (r < 0) {
+        tool_error (what, "cannot map holes at offset %" PRIu64 ": %s",
+                    offset, strerror (-r));
+        return -1;
+      }
+    }
+    add_range (p, &(struct range) {
+        .start = start, .length = n, .offset = offset, .depth = depth,
+        .zero = hole, .data = !hole });
+    start += n;
+    offset += n;
+    length -= n;
+  }
+  return 0;
+}
+
 int
 cmd_map (int argc, char **argv)
 {
   static const struct option opts[] = {
     { "json", no_argument, NULL, 'j' },
     { "origin", required_argument, NULL, 'o' },
+    { "force", no_argument, NULL, 'f' },
     { "help", no_argument, NULL, 'h' },
     { NULL },
   };
+  enum in_use policy = IN_USE_REFUSE;
   struct collector col = { NULL };
-  const char *origin = NULL;
-  uint64_t chunk_bytes, end = UINT64_MAX;
+  struct printer p = { .json = false };
+  const char *path, *origin = NULL;
+  uint64_t chunk_bytes, pos = 0, end = UINT64_MAX;
   struct opened o;
-  bool json = false;
-  size_t i, runs = 0;
-  int c;
+  size_t i;
+  int c, status = EXIT_FAILED;
 
   optind = 1;
-  while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1) {
+  opterr = 0;
+  while ((c = getopt_long (argc, argv, ":h", opts, NULL)) != -1) {
     switch (c) {
-    case 'j': json = true; break;
+    case 'j': p.json = true; break;
     case 'o': origin = optarg; break;
+    case 'f': policy = IN_USE_FORCE; break;
     case 'h': return usage (map_usage, true);
-    default: return usage (map_usage, false);
+    default: return bad_option (c, argv);
     }
   }
-  if (argc - optind != 1)
-    return usage (map_usage, false);
-  if (open_store_readonly (argv[optind], origin, &o) < 0)
+  path = one_operand (argc, argv);
+  if (path == NULL)
+    return EXIT_USAGE;
+  p.path = path;
+  if (open_store_readonly (path, origin, policy, &o) < 0)
     return EXIT_FAILED;
   chunk_bytes = (uint64_t) cow_store_chunk_sectors (o.store) * COW_SECTOR_SIZE;
   if (origin)
     end = cow_store_origin_size (o.store);
-  if (cow_store_for_each_record (o.store, collect, &col) != 0) {
-    close_store (&o);
-    free (col.v);
-    return EXIT_FAILED;
-  }
-  close_store (&o);
+  if (cow_store_for_each_record (o.store, collect, &col) != 0)
+    goto out;
   if (col.n > 1)
     qsort (col.v, col.n, sizeof *col.v, by_old_chunk);
+  /* Without an origin nothing bounds old_chunk (lib/ checks it against
+   * the origin's size only), so the byte offsets could overflow.
+   */
+  if (col.n > 0 && col.v[col.n - 1].old_chunk >= UINT64_MAX / chunk_bytes) {
+    tool_error (path, "old_chunk %" PRIu64 " lies beyond any disk",
+                col.v[col.n - 1].old_chunk);
+    goto out;
+  }
 
-  if (json)
+  if (p.json)
     printf ("[");
   else
     printf ("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to", "File");
-  for (i = 0; i < col.n;) {
-    size_t j = i + 1;
-    uint64_t start, length;
+  for (i = 0; i < col.n; i++) {
+    uint64_t start = col.v[i].old_chunk * chunk_bytes;
+    uint64_t length = chunk_bytes;
 
-    while (j < col.n && col.v[j].old_chunk == col.v[j - 1].old_chunk + 1 &&
-           col.v[j].new_chunk == col.v[j - 1].new_chunk + 1)
-      j++;
-    start = col.v[i].old_chunk * chunk_bytes;
-    length = (j - i) * chunk_bytes;
-    if (start + length > end)
-      length = end - start;
-    if (json)
-      printf ("%s{ \"start\": %" PRIu64 ", \"length\": %" PRIu64
-              ", \"depth\": 0, \"present\": true, \"zero\": false"
-              ", \"data\": true, \"offset\": %" PRIu64 " }",
-              runs ? ",\n  " : "\n  ", start, length,
-              col.v[i].new_chunk * chunk_bytes);
-    else
-      printf ("%#-16" PRIx64 "%#-16" PRIx64 "%#-16" PRIx64 "%s\n",
-              start, length, col.v[i].new_chunk * chunk_bytes,
-              argv[optind]);
-    runs++;
-    i = j;
+    /* The store was validated against the origin: start < end. */
+    if (length > end - start)
+      length = end - start;     /* the origin's last, partial chunk */
+    if (start > pos &&
+        add_extents (&p, o.origin, origin, 1, pos, start - pos, pos) < 0)
+      goto out;
+    if (add_extents (&p, o.cow, path, 0, start, length,
+                     col.v[i].new_chunk * chunk_bytes) < 0)
+      goto out;
+    pos = start + length;
   }
-  if (json)
-    printf ("%s]\n", runs ? "\n" : "");
+  if (origin && pos < end &&
+      add_extents (&p, o.origin, origin, 1, pos, end - pos, pos) < 0)
+    goto out;
+  flush_ranges (&p);
+  if (p.json)
+    printf ("]\n");
+  status = EXIT_OK;
+ out:
+  close_store (&o);
   free (col.v);
-  return EXIT_OK;
+  return status;
 }
