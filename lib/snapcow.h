@@ -75,6 +75,13 @@ struct cow_store_params {
                             * durable (default: at the next flush) */
   cow_msg_fn message;      /* may be NULL */
   void *message_opaque;
+  /* Names that prefix each message ("NAME: ..."), so that it says which
+   * file it is about: cow_name on messages about the store, origin_name
+   * on those about the origin.  NULL: no prefix (the caller adds its
+   * own).  Not copied: they must outlive the store.
+   */
+  const char *cow_name;
+  const char *origin_name;
 };
 
 struct cow_store;

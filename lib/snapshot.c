@@ -76,6 +76,13 @@ static int
 io_failed (const struct cow_store *s, int r, const char *what,
            const char *where, uint64_t offset)
 {
+  /* A failed origin read is the origin's fault: name it, not the
+   * store.  This is the only message for the request; the origin's
+   * backend reports nothing at error level itself.
+   */
+  if (strcmp (where, "origin") == 0)
+    return origin_error (s, -r, "%s the origin at offset %" PRIu64 ": %s",
+                         what, offset, strerror (-r));
   return store_error (s, -r, "%s the %s at offset %" PRIu64 ": %s",
                       what, where, offset, strerror (-r));
 }

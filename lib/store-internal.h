@@ -38,6 +38,8 @@ struct cow_store {
   bool invalidate_on_overflow;  /* params->invalidate_on_overflow */
   cow_msg_fn message;
   void *message_opaque;
+  const char *cow_name;         /* params->cow_name, may be NULL */
+  const char *origin_name;      /* params->origin_name, may be NULL */
 
   /* Geometry, fixed after open. */
   uint32_t chunk_sectors;       /* 512-byte sectors */
@@ -87,14 +89,20 @@ struct cow_store {
   struct chunk_locks chunk_locks;
 };
 
-/* Report a message through the caller's callback.  store_error returns
- * -err so that `return store_error (s, EINVAL, ...)` reads naturally.
+/* Report a message through the caller's callback, prefixed with the
+ * name of the file it is about: store_* with s->cow_name, origin_* with
+ * s->origin_name (no prefix where the name is NULL).  The *_error
+ * helpers return -err so that `return store_error (s, EINVAL, ...)`
+ * reads naturally.
  */
 extern void store_message (const struct cow_store *s,
                            enum cow_msg_level level, const char *fs, ...)
   __attribute__ ((format (printf, 3, 4)));
 extern int store_error (const struct cow_store *s, int err,
                         const char *fs, ...)
+  __attribute__ ((format (printf, 3, 4)));
+extern int origin_error (const struct cow_store *s, int err,
+                         const char *fs, ...)
   __attribute__ ((format (printf, 3, 4)));
 
 static inline uint64_t

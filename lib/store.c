@@ -6,22 +6,32 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store-internal.h"
 
+/* One message, "NAME: text" where name is not NULL: the caller's
+ * callback hands the line on at once, so it can live on the stack.
+ */
 static void
 vmessage (const struct cow_store *s, enum cow_msg_level level,
-          const char *fs, va_list args)
+          const char *name, const char *fs, va_list args)
 {
   char msg[512];
+  char line[PATH_MAX + sizeof msg];
 
   if (s->message == NULL)
     return;
   vsnprintf (msg, sizeof msg, fs, args);
-  s->message (s->message_opaque, level, msg);
+  if (name == NULL) {
+    s->message (s->message_opaque, level, msg);
+    return;
+  }
+  snprintf (line, sizeof line, "%s: %s", name, msg);
+  s->message (s->message_opaque, level, line);
 }
 
 void
@@ -31,7 +41,7 @@ store_message (const struct cow_store *s, enum cow_msg_level level,
   va_list args;
 
   va_start (args, fs);
-  vmessage (s, level, fs, args);
+  vmessage (s, level, s->cow_name, fs, args);
   va_end (args);
 }
 
@@ -41,7 +51,21 @@ store_error (const struct cow_store *s, int err, const char *fs, ...)
   va_list args;
 
   va_start (args, fs);
-  vmessage (s, COW_MSG_ERROR, fs, args);
+  vmessage (s, COW_MSG_ERROR, s->cow_name, fs, args);
+  va_end (args);
+  return -err;
+}
+
+/* An error about the origin, not the store: "cannot read the origin"
+ * names the origin, so the user looks at the right file or server.
+ */
+int
+origin_error (const struct cow_store *s, int err, const char *fs, ...)
+{
+  va_list args;
+
+  va_start (args, fs);
+  vmessage (s, COW_MSG_ERROR, s->origin_name, fs, args);
   va_end (args);
   return -err;
 }
@@ -231,6 +255,8 @@ cow_store_open (struct cow_io *cow, struct cow_io *origin,
   s->max_size = params->max_size;
   s->message = params->message;
   s->message_opaque = params->message_opaque;
+  s->cow_name = params->cow_name;
+  s->origin_name = params->origin_name;
   pthread_mutex_init (&s->lock, NULL);
   pthread_mutex_init (&s->grow_lock, NULL);
   pthread_mutex_init (&s->commit_lock, NULL);
@@ -246,12 +272,12 @@ cow_store_open (struct cow_io *cow, struct cow_io *origin,
   if (origin) {
     r = cow_io_get_size (origin, &s->origin_size);
     if (r < 0) {
-      r = store_error (s, -r, "cannot get the origin's size: %s",
-                       strerror (-r));
+      r = origin_error (s, -r, "cannot get the origin's size: %s",
+                        strerror (-r));
       goto err;
     }
     if (s->origin_size == 0) {
-      r = store_error (s, EINVAL, "the origin is empty (0 bytes)");
+      r = origin_error (s, EINVAL, "the origin is empty (0 bytes)");
       goto err;
     }
   }

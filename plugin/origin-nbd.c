@@ -63,12 +63,15 @@ put_conn (struct conn *c)
   pthread_mutex_unlock (&c->lock);
 }
 
+/* lib/ reports the failed request once, naming the origin, from the
+ * errno; libnbd's text for it goes to the debug log.
+ */
 static int
 nbd_failed (void)
 {
   int err = nbd_get_errno ();
 
-  nbdkit_error ("origin: %s", nbd_get_error ());
+  nbdkit_debug ("origin: %s", nbd_get_error ());
   return -(err ? err : EIO);
 }
 

@@ -51,19 +51,22 @@ static struct cow_store *store;
 static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool writable;
 
-/* lib/'s messages, each prefixed with the store it is about. */
+/* lib/'s messages, already prefixed with the file each is about (the
+ * names in open_store's params), through nbdkit's own log so that
+ * --log=syslog gets them too.
+ */
 static void
 message (void *opaque, enum cow_msg_level level, const char *msg)
 {
   switch (level) {
   case COW_MSG_ERROR:
-    nbdkit_error ("%s: %s", cow_path, msg);
+    nbdkit_error ("%s", msg);
     break;
   case COW_MSG_WARNING:
-    /* nbdkit has no warning call; stderr reaches the user before the
-     * fork and the log after it.
+    /* nbdkit 1.32 has no warning call: an error line that says it is
+     * a warning is what nbdkit's own plugins do.
      */
-    fprintf (stderr, "nbdkit: snapcow: warning: %s: %s\n", cow_path, msg);
+    nbdkit_error ("warning: %s", msg);
     break;
   case COW_MSG_DEBUG:
     if (snapcow_debug_verbose)
@@ -269,6 +272,8 @@ open_store (bool readonly)
     .commit_each_copy = commit_each_copy,
     .invalidate_on_overflow = invalidate_on_overflow,
     .message = message,
+    .cow_name = cow_path,
+    .origin_name = origin_path,
   };
   /* lib/ has said why, in one line. */
   return cow_store_open (cow_io, origin_io, &params, &store) < 0 ? -1 : 0;
