@@ -1,41 +1,94 @@
 /* origin-nbd.c: the origin as a read-only cow_io over libnbd, so the
  * origin can live on any NBD server (another nbdkit, qemu-nbd,
- * qemu-storage-daemon, rbd-nbd).
+ * qemu-storage-daemon, rbd-nbd) and many snapcow servers can share it.
  *
  * libnbd's synchronous calls hold the handle's lock for their whole
  * duration, so one handle would serialise every origin read.  When the
  * server says multi-conn is safe, we keep a few connections and a
  * thread takes whichever is free.  The origin is never written.
+ *
+ * A server that goes away.  A request whose connection died (the
+ * server was killed or restarted, the network went) closes the dead
+ * handle and connects again at once; if that works the request is sent
+ * again (reads are idempotent), so a server restarted between requests
+ * costs nothing.  Otherwise the request fails with EIO and lib/ fails
+ * the client's request without recording anything.  A connection
+ * without a handle tries again on a later use, at most once a second,
+ * so that while the server is down requests fail at once instead of
+ * each waiting on a connect; once one connection is back, the others
+ * try at their next use without waiting out their second.  A new
+ * connection must show the size the origin had at start-up, or it is
+ * refused: the store's exceptions only make sense over the same image.
+ *
+ * Messages.  lib/ reports each failed request once, naming the origin,
+ * from the errno returned here; libnbd's text for it goes to the debug
+ * log.  A change of state (connection lost, reconnected, refused) is
+ * logged once when it happens, not once per request.  nbdkit 1.32 has
+ * only nbdkit_error and nbdkit_debug, so those lines are errors.
+ *
+ * Locks, outermost first:
+ *   c->lock         one per connection: held over every use of its
+ *                   handle, reconnecting included.
+ *   o->state_lock   the logged state and o->losses; held only to
+ *                   change and log them, never over I/O.
  */
 #include <config.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libnbd.h>
 
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
+#include "cleanup.h"
 #include "origin-nbd.h"
 
 #define MAX_CONNS 4
 /* A request larger than the server's maximum is split. */
 #define DEFAULT_MAX_REQUEST (32 * 1024 * 1024)
+/* A connection tries to connect again at most this often. */
+#define RETRY_SECONDS 1
 
 struct conn {
   pthread_mutex_t lock;
-  struct nbd_handle *h;
+  struct nbd_handle *h;         /* NULL while disconnected */
+  uint64_t max_request;         /* bytes per request the server takes */
+  unsigned born;                /* o->losses when h was connected */
+  struct timespec next_try;     /* CLOCK_MONOTONIC: no connect before */
+  unsigned epoch;               /* o->epoch when next_try was set */
 };
+
+enum state { UP, LOST, REFUSED };
 
 struct origin_nbd {
   struct cow_io io;
+  char *uri;
+  uint64_t size;                /* at start-up; later connections match */
+  bool can_extents;             /* the first server had base:allocation */
   int nr_conns;
   unsigned next;                /* round robin start; races are harmless */
-  uint64_t max_request;
-  bool can_extents;
+  /* Bumped by each successful reconnection: the server is back, so
+   * waiting connections need not wait out their second.
+   */
+  _Atomic unsigned epoch;
+
+  /* o->state_lock */
+  pthread_mutex_t state_lock;
+  enum state state;
+  /* Bumped when the state leaves UP: a handle connected before then
+   * (c->born < losses) belongs to that outage, and its death is not
+   * news.
+   */
+  unsigned losses;
+
   struct conn conns[MAX_CONNS];
 };
 
@@ -63,37 +116,208 @@ put_conn (struct conn *c)
   pthread_mutex_unlock (&c->lock);
 }
 
-/* lib/ reports the failed request once, naming the origin, from the
- * errno; libnbd's text for it goes to the debug log.
- */
-static int
-nbd_failed (void)
+/* Connect to uri: a handle, or NULL with libnbd's reason in why. */
+static struct nbd_handle *
+connect_one (const char *uri, char *why, size_t len)
 {
-  int err = nbd_get_errno ();
+  struct nbd_handle *h = nbd_create ();
 
-  nbdkit_debug ("origin: %s", nbd_get_error ());
-  return -(err ? err : EIO);
+  if (h == NULL ||
+      nbd_add_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION) == -1 ||
+      nbd_connect_uri (h, uri) == -1) {
+    snprintf (why, len, "%s", nbd_get_error ());
+    nbd_close (h);
+    return NULL;
+  }
+  return h;
 }
 
-static int
-on_pread (struct cow_io *io, void *buf, size_t count, uint64_t offset)
+static uint64_t
+max_request (struct nbd_handle *h)
 {
-  struct origin_nbd *o = ON (io);
-  char *p = buf;
+  int64_t max = nbd_get_block_size (h, LIBNBD_SIZE_MAXIMUM);
+
+  return max > 0 && max < DEFAULT_MAX_REQUEST ? max : DEFAULT_MAX_REQUEST;
+}
+
+/* Log a change of state (o->state_lock held). */
+static void
+log_state_locked (struct origin_nbd *o, enum state state, const char *why)
+{
+  if (state != UP && o->state == UP)
+    o->losses++;
+  o->state = state;
+  switch (state) {
+  case UP:
+    nbdkit_error ("origin %s: reconnected", o->uri);
+    break;
+  case LOST:
+    nbdkit_error ("origin %s: connection lost: %s", o->uri, why);
+    break;
+  case REFUSED:
+    nbdkit_error ("origin %s: %s", o->uri, why);
+    break;
+  }
+}
+
+/* c's handle died (c != NULL), or a connect failed (c == NULL).  Only
+ * the first sign of an outage is logged: a handle from before the last
+ * loss was bound to die with it.
+ */
+static void
+note_lost (struct origin_nbd *o, struct conn *c, const char *why)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&o->state_lock);
+
+  if (o->state == UP && (c == NULL || c->born == o->losses))
+    log_state_locked (o, LOST, why);
+  else
+    nbdkit_debug ("origin %s: %s", o->uri, why);
+}
+
+static void
+note_refused (struct origin_nbd *o, const char *why)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&o->state_lock);
+
+  if (o->state != REFUSED)
+    log_state_locked (o, REFUSED, why);
+  else
+    nbdkit_debug ("origin %s: %s", o->uri, why);
+}
+
+static void
+note_up (struct origin_nbd *o, struct conn *c)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&o->state_lock);
+
+  c->born = o->losses;
+  if (o->state != UP)
+    log_state_locked (o, UP, NULL);
+}
+
+static bool
+before (const struct timespec *a, const struct timespec *b)
+{
+  return a->tv_sec < b->tv_sec ||
+    (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/* Give c (locked, without a handle) a new connection, unless it tried
+ * less than RETRY_SECONDS ago and no other connection has come back
+ * since.  0 or -1.
+ */
+static int
+reconnect (struct origin_nbd *o, struct conn *c)
+{
+  unsigned epoch = atomic_load (&o->epoch);
+  struct nbd_handle *h;
+  struct timespec now;
+  char why[512];
+  int64_t size;
+
+  clock_gettime (CLOCK_MONOTONIC, &now);
+  if (c->epoch == epoch && before (&now, &c->next_try)) {
+    nbdkit_debug ("origin %s: not connected; not trying again yet",
+                  o->uri);
+    return -1;
+  }
+  c->epoch = epoch;
+  c->next_try = now;
+  c->next_try.tv_sec += RETRY_SECONDS;
+
+  h = connect_one (o->uri, why, sizeof why);
+  if (h == NULL) {
+    note_lost (o, NULL, why);
+    return -1;
+  }
+  size = nbd_get_size (h);
+  if (size == -1 || (uint64_t) size != o->size) {
+    if (size == -1)
+      snprintf (why, sizeof why, "refused the new connection: %s",
+                nbd_get_error ());
+    else
+      snprintf (why, sizeof why, "refused the new connection: the origin "
+                "is now %" PRId64 " bytes, not %" PRIu64 " as at start-up: "
+                "is it still the same image?", size, o->size);
+    nbd_close (h);
+    note_refused (o, why);
+    return -1;
+  }
+  c->h = h;
+  c->max_request = max_request (h);
+  atomic_fetch_add (&o->epoch, 1);
+  note_up (o, c);
+  return 0;
+}
+
+/* One request on a connection: fn returns libnbd's -1 on failure. */
+typedef int (*request_fn) (struct origin_nbd *o, struct conn *c, void *arg);
+
+/* Run fn on a connection that has a handle, connecting again as the
+ * notes at the top say.  0, or a negative errno: the server's for an
+ * error it reported, EIO when there is no connection.
+ */
+static int
+request (struct origin_nbd *o, request_fn fn, void *arg)
+{
+  struct conn *c = get_conn (o);
+  int r = -EIO;
+
+  for (int tries = 0; tries < 2; tries++) {
+    if (c->h == NULL && reconnect (o, c) == -1)
+      break;
+    if (fn (o, c, arg) != -1) {
+      r = 0;
+      break;
+    }
+    if (nbd_aio_is_dead (c->h) != 1 && nbd_aio_is_closed (c->h) != 1) {
+      /* The server answered with an error: the connection is fine. */
+      int err = nbd_get_errno ();
+
+      nbdkit_debug ("origin %s: %s", o->uri, nbd_get_error ());
+      r = -(err ? err : EIO);
+      break;
+    }
+    note_lost (o, c, nbd_get_error ());
+    nbd_close (c->h);
+    c->h = NULL;
+  }
+  put_conn (c);
+  return r;
+}
+
+struct range {
+  void *buf;
+  uint64_t count;
+  uint64_t offset;
+};
+
+static int
+pread_fn (struct origin_nbd *o, struct conn *c, void *arg)
+{
+  const struct range *rg = arg;
+  char *p = rg->buf;
+  uint64_t offset = rg->offset, count = rg->count;
 
   while (count > 0) {
-    size_t n = count < o->max_request ? count : o->max_request;
-    struct conn *c = get_conn (o);
-    int r = nbd_pread (c->h, p, n, offset, 0);
+    uint64_t n = count < c->max_request ? count : c->max_request;
 
-    put_conn (c);
-    if (r == -1)
-      return nbd_failed ();
+    if (nbd_pread (c->h, p, n, offset, 0) == -1)
+      return -1;
     p += n;
     offset += n;
     count -= n;
   }
   return 0;
+}
+
+static int
+on_pread (struct cow_io *io, void *buf, size_t count, uint64_t offset)
+{
+  struct range rg = { .buf = buf, .count = count, .offset = offset };
+
+  return request (ON (io), pread_fn, &rg);
 }
 
 static int
@@ -108,22 +332,21 @@ on_sync (struct cow_io *io)
   return 0;
 }
 
+/* The size at start-up: it cannot change under us (a reconnection to a
+ * different size is refused), and it needs no connection.
+ */
 static int
 on_get_size (struct cow_io *io, uint64_t *size)
 {
-  struct conn *c = get_conn (ON (io));
-  int64_t r = nbd_get_size (c->h);
-
-  put_conn (c);
-  if (r == -1)
-    return nbd_failed ();
-  *size = r;
+  *size = ON (io)->size;
   return 0;
 }
 
-struct first_extent {
-  uint64_t length;
-  bool is_hole;
+struct extent_request {
+  uint64_t offset;
+  uint64_t count;
+  uint64_t length;              /* out */
+  bool is_hole;                 /* out */
   bool seen;
 };
 
@@ -131,44 +354,53 @@ static int
 first_extent (void *opaque, const char *metacontext, uint64_t offset,
               uint32_t *entries, size_t nr_entries, int *error)
 {
-  struct first_extent *fe = opaque;
+  struct extent_request *er = opaque;
 
   if (strcmp (metacontext, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0 ||
-      nr_entries < 2 || fe->seen)
+      nr_entries < 2 || er->seen)
     return 0;
-  fe->seen = true;
-  fe->length = entries[0];
+  er->seen = true;
+  er->length = entries[0];
   /* Only a range that reads as zeroes counts as a hole for us. */
-  fe->is_hole = (entries[1] & LIBNBD_STATE_ZERO) != 0;
+  er->is_hole = (entries[1] & LIBNBD_STATE_ZERO) != 0;
   return 0;
+}
+
+static int
+extent_fn (struct origin_nbd *o, struct conn *c, void *arg)
+{
+  struct extent_request *er = arg;
+
+  er->seen = false;
+  /* Without base:allocation everything is data. */
+  if (nbd_can_meta_context (c->h, LIBNBD_CONTEXT_BASE_ALLOCATION) != 1)
+    return 0;
+  return nbd_block_status (c->h, er->count, er->offset,
+                           (nbd_extent_callback) { .callback = first_extent,
+                                                   .user_data = er },
+                           LIBNBD_CMD_FLAG_REQ_ONE);
 }
 
 static int
 on_extent (struct cow_io *io, uint64_t offset, uint64_t count,
            uint64_t *length, bool *is_hole)
 {
-  struct origin_nbd *o = ON (io);
-  struct first_extent fe = { 0 };
-  struct conn *c;
+  struct extent_request er = {
+    .offset = offset,
+    .count = count > UINT32_MAX ? UINT32_MAX & ~UINT64_C (511) : count,
+  };
   int r;
 
   *length = count;
   *is_hole = false;
-  if (!o->can_extents)
+  if (!ON (io)->can_extents)
     return 0;
-  if (count > UINT32_MAX)
-    count = UINT32_MAX & ~UINT64_C (511);
-  c = get_conn (o);
-  r = nbd_block_status (c->h, count, offset,
-                        (nbd_extent_callback) { .callback = first_extent,
-                                                .user_data = &fe },
-                        LIBNBD_CMD_FLAG_REQ_ONE);
-  put_conn (c);
-  if (r == -1)
-    return nbd_failed ();
-  if (fe.seen && fe.length > 0) {
-    *length = fe.length < count ? fe.length : count;
-    *is_hole = fe.is_hole;
+  r = request (ON (io), extent_fn, &er);
+  if (r < 0)
+    return r;
+  if (er.seen && er.length > 0) {
+    *length = er.length < er.count ? er.length : er.count;
+    *is_hole = er.is_hole;
   }
   return 0;
 }
@@ -179,10 +411,14 @@ on_close (struct cow_io *io)
   struct origin_nbd *o = ON (io);
 
   for (int k = 0; k < o->nr_conns; k++) {
-    nbd_shutdown (o->conns[k].h, 0);
-    nbd_close (o->conns[k].h);
+    if (o->conns[k].h) {
+      nbd_shutdown (o->conns[k].h, 0);
+      nbd_close (o->conns[k].h);
+    }
     pthread_mutex_destroy (&o->conns[k].lock);
   }
+  pthread_mutex_destroy (&o->state_lock);
+  free (o->uri);
   free (o);
 }
 
@@ -207,19 +443,14 @@ origin_is_nbd_uri (const char *name)
     strncmp (name, "nbds+vsock://", 13) == 0;
 }
 
-static struct nbd_handle *
-connect_one (const char *uri)
+static void
+add_conn (struct origin_nbd *o, struct nbd_handle *h)
 {
-  struct nbd_handle *h = nbd_create ();
+  struct conn *c = &o->conns[o->nr_conns++];
 
-  if (h == NULL ||
-      nbd_add_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION) == -1 ||
-      nbd_connect_uri (h, uri) == -1) {
-    nbdkit_error ("origin %s: %s", uri, nbd_get_error ());
-    nbd_close (h);
-    return NULL;
-  }
-  return h;
+  pthread_mutex_init (&c->lock, NULL);
+  c->h = h;
+  c->max_request = max_request (h);
 }
 
 struct cow_io *
@@ -227,38 +458,48 @@ origin_nbd_open (const char *uri)
 {
   struct origin_nbd *o = calloc (1, sizeof *o);
   struct nbd_handle *h;
-  int64_t max;
+  char why[512];
+  int64_t size;
 
-  if (o == NULL) {
-    nbdkit_error ("calloc: %m");
-    return NULL;
-  }
-  o->io.ops = &origin_nbd_ops;
-  h = connect_one (uri);
-  if (h == NULL) {
+  if (o == NULL || (o->uri = strdup (uri)) == NULL) {
+    nbdkit_error ("out of memory");
     free (o);
     return NULL;
   }
-  o->conns[0].h = h;
-  pthread_mutex_init (&o->conns[0].lock, NULL);
-  o->nr_conns = 1;
+  o->io.ops = &origin_nbd_ops;
+  pthread_mutex_init (&o->state_lock, NULL);
+  h = connect_one (uri, why, sizeof why);
+  if (h == NULL) {
+    nbdkit_error ("origin %s: %s", uri, why);
+    on_close (&o->io);
+    return NULL;
+  }
+  add_conn (o, h);
+  size = nbd_get_size (h);
+  if (size == -1) {
+    nbdkit_error ("origin %s: %s", uri, nbd_get_error ());
+    on_close (&o->io);
+    return NULL;
+  }
+  o->size = size;
   o->can_extents =
     nbd_can_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
-  max = nbd_get_block_size (h, LIBNBD_SIZE_MAXIMUM);
-  o->max_request = max > 0 && max < DEFAULT_MAX_REQUEST ? max
-    : DEFAULT_MAX_REQUEST;
 
   /* More connections only where the server says they are consistent;
    * a server that takes one client at a time would make us wait.
    */
   if (nbd_can_multi_conn (h) == 1) {
     while (o->nr_conns < MAX_CONNS) {
-      h = connect_one (uri);
-      if (h == NULL)
+      h = connect_one (uri, why, sizeof why);
+      if (h == NULL) {
+        nbdkit_debug ("origin %s: %s", uri, why);
         break;
-      o->conns[o->nr_conns].h = h;
-      pthread_mutex_init (&o->conns[o->nr_conns].lock, NULL);
-      o->nr_conns++;
+      }
+      if (nbd_get_size (h) != size) {
+        nbd_close (h);
+        break;
+      }
+      add_conn (o, h);
     }
   }
   nbdkit_debug ("origin %s: %d connection(s)", uri, o->nr_conns);
