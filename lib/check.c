@@ -19,6 +19,7 @@
 
 #include "cleanup.h"
 #include "format.h"
+#include "record-rules.h"
 #include "seen.h"
 #include "table.h"
 
@@ -30,7 +31,7 @@ struct checker {
   uint32_t E;
   uint64_t chunk_bytes;
   chunk_t dev_chunks;
-  chunk_t origin_chunks;        /* 0: unknown */
+  struct record_geometry g;     /* what records are checked against */
 };
 
 static void __attribute__ ((format (printf, 3, 4)))
@@ -56,42 +57,35 @@ all_zero (const uint8_t *p, size_t n)
   return n == 0 || (p[0] == 0 && memcmp (p, p + 1, n - 1) == 0);
 }
 
-/* Check one record; returns true if its new_chunk is a data chunk of
- * the device (whatever is wrong with its old_chunk), so that the chunk
+/* Report every rule the record breaks (record-rules.c) and track its
+ * old_chunk; returns true if its new_chunk is a data chunk of the
+ * device (whatever is wrong with its old_chunk), so that the chunk
  * counts as used.
  */
 static bool
 check_record (struct checker *c, struct cow_table *t, uint64_t area,
               uint32_t i, const struct core_exception *e)
 {
-  chunk_t other;
-  bool ok = true;
+  chunk_t other = 0;
+  unsigned faults = record_faults (&c->g, t, e, &other), f;
+  char msg[256];
 
-  if (cow_is_metadata_chunk (c->E, e->new_chunk)) {
-    problem (c, COW_PROBLEM_ERROR, "area %" PRIu64 " record %" PRIu32
-             ": new_chunk %" PRIu64 " points at a metadata area",
-             area, i, e->new_chunk);
-    ok = false;
+  for (f = 1; f <= faults; f <<= 1) {
+    if (!(faults & f))
+      continue;
+    record_fault_message (msg, sizeof msg, &c->g, area, i, e, f, other);
+    problem (c, COW_PROBLEM_ERROR, "%s", msg);
   }
-  else if (e->new_chunk >= c->dev_chunks) {
-    problem (c, COW_PROBLEM_ERROR, "area %" PRIu64 " record %" PRIu32
-             ": new_chunk %" PRIu64 " is past the end of the store (%"
-             PRIu64 " chunks)", area, i, e->new_chunk, c->dev_chunks);
-    ok = false;
-  }
-  if (c->origin_chunks && e->old_chunk >= c->origin_chunks)
-    problem (c, COW_PROBLEM_ERROR, "area %" PRIu64 " record %" PRIu32
-             ": old_chunk %" PRIu64 " is past the end of the origin (%"
-             PRIu64 " chunks)", area, i, e->old_chunk, c->origin_chunks);
-  if (table_lookup (t, e->old_chunk, &other))
-    problem (c, COW_PROBLEM_ERROR, "area %" PRIu64 " record %" PRIu32
-             ": duplicate old_chunk %" PRIu64 " (already mapped to "
-             "new_chunk %" PRIu64 ")", area, i, e->old_chunk, other);
-  else if (table_insert_locked (t, e->old_chunk, e->new_chunk) < 0)
+  /* The table holds only chunks below the limit: a larger old_chunk + 1
+   * would wrap to its empty key.
+   */
+  if (!(faults & RECORD_OLD_DUPLICATE) &&
+      e->old_chunk < record_chunk_limit (c->chunk_bytes) &&
+      table_insert_locked (t, e->old_chunk, e->new_chunk) < 0)
     problem (c, COW_PROBLEM_ERROR, "area %" PRIu64 " record %" PRIu32
              ": cannot track old_chunk %" PRIu64 " (out of memory)",
              area, i, e->old_chunk);
-  return ok;
+  return !(faults & RECORD_NEW_FAULTS);
 }
 
 /* The stray data the kernel ignores, from the current area on. */
@@ -198,7 +192,7 @@ check_areas (struct checker *c, uint8_t *buf)
   bool ended = false;
   int r;
 
-  r = table_init (&t, UINT64_MAX >> 1, c->dev_chunks, 0);
+  r = table_init (&t, record_chunk_limit (c->chunk_bytes), c->dev_chunks, 0);
   if (r < 0)
     return r;
   for (area = 0; !ended; area++) {
@@ -257,12 +251,12 @@ check_areas (struct checker *c, uint8_t *buf)
 
   seen_sort (&seen);
   for (uint64_t k = seen_next_repeat (&seen, 1); k < seen.n;
-       k = seen_next_repeat (&seen, k + 1))
-    problem (c, COW_PROBLEM_ERROR, "area %" PRIu64 " record %" PRIu64
-             ": new_chunk %" PRIu64 " is also used by area %" PRIu64
-             " record %" PRIu64, seen.v[k].seq / c->E, seen.v[k].seq % c->E,
-             seen.v[k].new_chunk, seen.v[k - 1].seq / c->E,
-             seen.v[k - 1].seq % c->E);
+       k = seen_next_repeat (&seen, k + 1)) {
+    char msg[256];
+
+    record_shared_new_message (msg, sizeof msg, c->E, &seen, k);
+    problem (c, COW_PROBLEM_ERROR, "%s", msg);
+  }
   count_leaked (c, &seen);
   r = 0;
  out:
@@ -316,7 +310,12 @@ cow_check (struct cow_io *cow, uint64_t origin_size, cow_problem_fn fn,
   c.E = cow_exceptions_per_area (h.chunk_sectors);
   c.chunk_bytes = (uint64_t) h.chunk_sectors * COW_SECTOR_SIZE;
   c.dev_chunks = size / c.chunk_bytes;
-  c.origin_chunks = (origin_size + c.chunk_bytes - 1) / c.chunk_bytes;
+  c.g = (struct record_geometry) {
+    .E = c.E, .chunk_bytes = c.chunk_bytes, .dev_chunks = c.dev_chunks,
+    /* 0 for no origin: old_chunk is then only held below 2^64 bytes. */
+    .origin_chunks = origin_size / c.chunk_bytes
+      + (origin_size % c.chunk_bytes != 0),
+  };
   buf = malloc (c.chunk_bytes);
   if (buf == NULL)
     return -ENOMEM;

@@ -1,7 +1,7 @@
 /* load.c: read and validate the metadata areas of an existing store
  * (cow-format.md, "Loading").  Every field is untrusted: each record is
- * checked against the geometry before it enters the table, and the
- * first bad one fails the open with its area and index.
+ * checked against the geometry (record-rules.c) before it enters the
+ * table, and the first bad one fails the open with its area and index.
  */
 #include <config.h>
 
@@ -10,55 +10,53 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "record-rules.h"
 #include "seen.h"
 #include "store-internal.h"
 
+/* The geometry records are checked against (record-rules.h). */
+static struct record_geometry
+geometry (const struct cow_store *s)
+{
+  return (struct record_geometry) {
+    .E = s->exceptions_per_area, .chunk_bytes = s->chunk_bytes,
+    .dev_chunks = s->dev_chunks,
+    .origin_chunks = s->origin ? s->origin_chunks : 0,
+  };
+}
+
+/* The first rule the record breaks fails the open. */
 static int
 check_record (struct cow_store *s, uint64_t area, uint32_t i,
               const struct core_exception *e)
 {
-  uint32_t E = s->exceptions_per_area;
-  chunk_t other;
+  struct record_geometry g = geometry (s);
+  char msg[256];
+  chunk_t other = 0;
+  unsigned faults = record_faults (&g, &s->table, e, &other);
 
-  if (cow_is_metadata_chunk (E, e->new_chunk))
-    return store_error (s, EINVAL, "area %" PRIu64 " record %" PRIu32
-                        ": new_chunk %" PRIu64 " points at a metadata area",
-                        area, i, e->new_chunk);
-  if (e->new_chunk >= s->dev_chunks)
-    return store_error (s, EINVAL, "area %" PRIu64 " record %" PRIu32
-                        ": new_chunk %" PRIu64 " is past the end of the "
-                        "store (%" PRIu64 " chunks)",
-                        area, i, e->new_chunk, s->dev_chunks);
-  if (s->origin && e->old_chunk >= s->origin_chunks)
-    return store_error (s, EINVAL, "area %" PRIu64 " record %" PRIu32
-                        ": old_chunk %" PRIu64 " is past the end of the "
-                        "origin (%" PRIu64 " chunks): is this the right "
-                        "origin?", area, i, e->old_chunk, s->origin_chunks);
-  if (table_lookup (&s->table, e->old_chunk, &other))
-    return store_error (s, EINVAL, "area %" PRIu64 " record %" PRIu32
-                        ": duplicate old_chunk %" PRIu64 " (already mapped "
-                        "to new_chunk %" PRIu64 ")",
-                        area, i, e->old_chunk, other);
-  return 0;
+  if (faults == 0)
+    return 0;
+  /* The lowest bit is the first rule in the order of the checks. */
+  record_fault_message (msg, sizeof msg, &g, area, i, e,
+                        faults & -faults, other);
+  return store_error (s, EINVAL, "%s", msg);
 }
 
 /* No two records may share a new_chunk. */
 static int
 check_new_chunks_unique (struct cow_store *s, struct seen_list *seen)
 {
-  uint32_t E = s->exceptions_per_area;
+  char msg[256];
   uint64_t k;
 
   seen_sort (seen);
   k = seen_next_repeat (seen, 1);
   if (k == seen->n)
     return 0;
-  return store_error (s, EINVAL, "area %" PRIu64 " record %" PRIu64
-                      ": new_chunk %" PRIu64 " is also used by area %"
-                      PRIu64 " record %" PRIu64,
-                      seen->v[k].seq / E, seen->v[k].seq % E,
-                      seen->v[k].new_chunk,
-                      seen->v[k - 1].seq / E, seen->v[k - 1].seq % E);
+  record_shared_new_message (msg, sizeof msg, s->exceptions_per_area,
+                             seen, k);
+  return store_error (s, EINVAL, "%s", msg);
 }
 
 int

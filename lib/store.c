@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "record-rules.h"
 #include "store-internal.h"
 
 /* One message, "NAME: text" where name is not NULL: the caller's
@@ -295,12 +296,13 @@ cow_store_open (struct cow_io *cow, struct cow_io *origin,
   s->chunk_bytes = (uint64_t) s->chunk_sectors * COW_SECTOR_SIZE;
   s->chunk_shift = __builtin_ctzll (s->chunk_bytes);
   s->exceptions_per_area = cow_exceptions_per_area (s->chunk_sectors);
-  /* Without an origin any old_chunk goes (the table then uses its wide
-   * layout).
+  /* Without an origin any old_chunk whose chunk lies below 2^64 bytes
+   * goes (the table then uses its wide layout); the loader refuses the
+   * rest (record-rules.h).
    */
   s->origin_chunks = origin
     ? (s->origin_size + s->chunk_bytes - 1) >> s->chunk_shift
-    : UINT64_MAX >> 1;
+    : record_chunk_limit (s->chunk_bytes);
   s->dev_size = dev_size;
   s->dev_chunks = dev_size >> s->chunk_shift;
 

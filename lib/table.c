@@ -108,9 +108,12 @@ table_init (struct cow_table *t, chunk_t origin_chunks, chunk_t cow_chunks,
   if (old_bits + need_new <= 64) {
     t->new_bits = 64 - old_bits;
     t->max_new_chunk = (UINT64_C (1) << t->new_bits) - 1;
+    t->max_old_chunk = (UINT64_C (1) << old_bits) - 2;
   }
-  else
+  else {
     t->max_new_chunk = UINT64_MAX;
+    t->max_old_chunk = UINT64_MAX - 1;
+  }
 
   while (slots / 4 * 3 < expect && slots < (UINT64_C (1) << 62))
     slots *= 2;
@@ -223,7 +226,7 @@ table_insert_locked (struct cow_table *t, chunk_t old_chunk,
                                                 memory_order_relaxed);
   int r;
 
-  if (new_chunk > t->max_new_chunk)
+  if (new_chunk > t->max_new_chunk || old_chunk > t->max_old_chunk)
     return -EOVERFLOW;
   if (t->count + 1 > a->slots / 4 * 3) {
     r = grow_locked (t);

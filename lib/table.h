@@ -28,6 +28,9 @@ struct cow_table {
    */
   unsigned new_bits;
   chunk_t max_new_chunk;        /* largest storable new_chunk */
+  chunk_t max_old_chunk;        /* largest storable old_chunk: the key
+                                 * old_chunk + 1 must fit its bits, and
+                                 * never wrap to 0, the empty slot */
 };
 
 /* Size the table for chunk numbers up to origin_chunks (old) and
@@ -41,7 +44,8 @@ extern bool table_lookup (const struct cow_table *t, chunk_t old_chunk,
                           chunk_t *new_chunk);
 
 /* Add a mapping for an old_chunk not yet in the table.  -ENOMEM, or
- * -EOVERFLOW if new_chunk is above max_new_chunk.  Caller serialises.
+ * -EOVERFLOW if new_chunk is above max_new_chunk or old_chunk above
+ * max_old_chunk.  Caller serialises.
  */
 extern int table_insert_locked (struct cow_table *t, chunk_t old_chunk,
                                 chunk_t new_chunk);

@@ -4,11 +4,13 @@
  * records, next_free, the kernel's usage figures, read-only opens that
  * write nothing, initialising a new store, and every kind of corrupt
  * input, each refused with its errno and message and the image left
- * unchanged.
+ * unchanged.  Also old_chunks past 2^64 bytes with no origin given,
+ * through both the loader and cow_check.
  */
 #include <config.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -722,6 +724,137 @@ START_TEST (test_invalidate)
 }
 END_TEST
 
+/* With no origin, an old_chunk is bounded only by 2^64 bytes: its
+ * chunk must lie wholly below (at 4K, old_chunk < 2^52).  UINT64_MAX
+ * once passed, its table key old_chunk + 1 wrapping to the empty slot.
+ */
+#define LIMIT_4K (UINT64_C (1) << 52)
+
+static const struct { uint64_t old_chunk; bool ok; } no_origin[] = {
+  { LIMIT_4K - 1, true }, { LIMIT_4K, false },
+  { UINT64_MAX - 1, false }, { UINT64_MAX, false },
+};
+
+/* Records 0 and 2 are fine; record 1 has the old_chunk of the case,
+ * record 3 UINT64_MAX again in the failing cases.
+ */
+static void
+image_no_origin (struct image *img, unsigned c)
+{
+  image_new_valid (img, COW64, 8);
+  image_put_record (img, 0, 7, 2);
+  image_put_record (img, 1, no_origin[c].old_chunk, 3);
+  image_put_record (img, 2, 9, 4);
+  if (!no_origin[c].ok)
+    image_put_record (img, 3, UINT64_MAX, 5);
+}
+
+START_TEST (test_no_origin_old_chunk_limit)
+{
+  struct msgs m;
+  struct cow_store_params p = params_for (&m, 8);
+  struct image img;
+  struct cow_io *cow;
+  struct cow_store *s = NULL;
+  char want[200];
+  const uint8_t *data;
+  size_t size;
+  chunk_t nc;
+  int r;
+
+  msgs_init (&m);
+  p.readonly = true;
+  image_no_origin (&img, _i);
+  cow = cow_io_mem_new (img.data, img.size, false);
+  r = cow_store_open (cow, NULL, &p, &s);
+  if (no_origin[_i].ok) {
+    ck_assert_msg (r == 0, "open: %d (%s)", r, m.last_error);
+    ck_assert_uint_eq (m.errors, 0);
+    ck_assert (cow_store_lookup (s, no_origin[_i].old_chunk, &nc));
+    ck_assert_uint_eq (nc, 3);
+    ck_assert (cow_store_lookup (s, 9, &nc));
+    ck_assert_uint_eq (nc, 4);
+    ck_assert (!cow_store_lookup (s, UINT64_MAX, &nc));
+    cow_store_close (s);
+  }
+  else {
+    ck_assert_int_eq (r, -EINVAL);
+    ck_assert_uint_eq (m.errors, 1);
+    snprintf (want, sizeof want, "area 0 record 1: old_chunk %" PRIu64
+              " ends past 2^64 bytes: no origin has more than "
+              "4503599627370496 chunks of 4096 bytes",
+              no_origin[_i].old_chunk);
+    ck_assert_msg (strstr (m.last_error, want) != NULL,
+                   "message \"%s\" lacks \"%s\"", m.last_error, want);
+  }
+  data = cow_io_mem_data (cow, &size);
+  ck_assert_uint_eq (size, img.size);
+  ck_assert (memcmp (data, img.data, size) == 0);
+  cow_io_close (cow);
+  image_free (&img);
+}
+END_TEST
+
+/* Collects cow_check's problems. */
+struct problems {
+  unsigned errors, warnings;
+  char text[8][256];
+};
+
+static void
+problem_fn (void *opaque, enum cow_severity sev, const char *msg)
+{
+  struct problems *p = opaque;
+  unsigned n = p->errors + p->warnings;
+
+  if (n < 8)
+    snprintf (p->text[n], sizeof p->text[n], "%s: %s",
+              sev == COW_PROBLEM_ERROR ? "error" : "warning", msg);
+  if (sev == COW_PROBLEM_ERROR)
+    p->errors++;
+  else
+    p->warnings++;
+}
+
+/* cow_check with origin_size 0 (no origin): every record past the limit
+ * is one error naming its area and record; nothing else is reported.
+ */
+START_TEST (test_check_no_origin_old_chunk_limit)
+{
+  struct problems pr = { 0 };
+  struct cow_check_summary sum;
+  struct image img;
+  struct cow_io *cow;
+  char want[2][200];
+
+  image_no_origin (&img, _i);
+  cow = cow_io_mem_new (img.data, img.size, false);
+  ck_assert_int_eq (cow_check (cow, 0, problem_fn, &pr, &sum), 0);
+  ck_assert_uint_eq (sum.records, no_origin[_i].ok ? 3 : 4);
+  ck_assert_uint_eq (sum.warnings, 0);
+  ck_assert_uint_eq (pr.warnings, 0);
+  if (no_origin[_i].ok) {
+    ck_assert_msg (sum.errors == 0, "%s", pr.text[0]);
+    ck_assert_uint_eq (pr.errors, 0);
+  }
+  else {
+    snprintf (want[0], sizeof want[0], "error: area 0 record 1: old_chunk %"
+              PRIu64 " ends past 2^64 bytes: no origin has more than "
+              "4503599627370496 chunks of 4096 bytes",
+              no_origin[_i].old_chunk);
+    snprintf (want[1], sizeof want[1], "error: area 0 record 3: old_chunk %"
+              PRIu64 " ends past 2^64 bytes: no origin has more than "
+              "4503599627370496 chunks of 4096 bytes", UINT64_MAX);
+    ck_assert_uint_eq (sum.errors, 2);
+    ck_assert_uint_eq (pr.errors, 2);
+    ck_assert_str_eq (pr.text[0], want[0]);
+    ck_assert_str_eq (pr.text[1], want[1]);
+  }
+  cow_io_close (cow);
+  image_free (&img);
+}
+END_TEST
+
 static Suite *
 load_suite (void)
 {
@@ -747,6 +880,10 @@ load_suite (void)
   tc = tcase_create ("bad");
   tcase_add_loop_test (tc, test_bad, 0, sizeof bads / sizeof bads[0]);
   tcase_add_test (tc, test_new_too_small);
+  tcase_add_loop_test (tc, test_no_origin_old_chunk_limit, 0,
+                       sizeof no_origin / sizeof no_origin[0]);
+  tcase_add_loop_test (tc, test_check_no_origin_old_chunk_limit, 0,
+                       sizeof no_origin / sizeof no_origin[0]);
   suite_add_tcase (s, tc);
   return s;
 }

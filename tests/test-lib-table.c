@@ -137,6 +137,41 @@ START_TEST (test_strides_probe_short)
 }
 END_TEST
 
+/* An old_chunk whose key (old_chunk + 1) does not fit is refused, not
+ * stored: UINT64_MAX would wrap to the key of an empty slot.
+ */
+START_TEST (test_old_chunk_too_big)
+{
+  struct cow_table t;
+  chunk_t nc;
+
+  /* Packed: 1000 chunks take 10 key bits, so keys up to 1023. */
+  ck_assert_int_eq (table_init (&t, 1000, 1000, 0), 0);
+  ck_assert_uint_ne (t.new_bits, 0);
+  ck_assert_int_eq (table_insert_locked (&t, 1022, 5), 0);
+  ck_assert_int_eq (table_insert_locked (&t, 1023, 6), -EOVERFLOW);
+  ck_assert_int_eq (table_insert_locked (&t, UINT64_MAX, 7), -EOVERFLOW);
+  ck_assert_uint_eq (t.count, 1);
+  ck_assert (table_lookup (&t, 1022, &nc));
+  ck_assert_uint_eq (nc, 5);
+  ck_assert (!table_lookup (&t, 1023, &nc));
+  ck_assert (!table_lookup (&t, UINT64_MAX, &nc));
+  table_free (&t);
+
+  /* Wide. */
+  ck_assert_int_eq (table_init (&t, UINT64_C (1) << 52, 1000, 0), 0);
+  ck_assert_uint_eq (t.new_bits, 0);
+  ck_assert_int_eq (table_insert_locked (&t, UINT64_MAX, 7), -EOVERFLOW);
+  ck_assert_int_eq (table_insert_locked (&t, UINT64_MAX - 1, 8), 0);
+  ck_assert_uint_eq (t.count, 1);
+  ck_assert (table_lookup (&t, UINT64_MAX - 1, &nc));
+  ck_assert_uint_eq (nc, 8);
+  ck_assert (!table_lookup (&t, UINT64_MAX, &nc));
+  ck_assert_uint_eq (table_max_probe (&t), 1);
+  table_free (&t);
+}
+END_TEST
+
 /* Readers look up records already published while the writer inserts
  * more and the array is replaced under them.
  */
@@ -199,6 +234,7 @@ main (void)
   tcase_add_test (tc, test_millions_packed);
   tcase_add_test (tc, test_wide);
   tcase_add_test (tc, test_new_chunk_too_big);
+  tcase_add_test (tc, test_old_chunk_too_big);
   tcase_add_test (tc, test_lockfree_readers);
   tcase_add_loop_test (tc, test_strides_probe_short, 0,
                        sizeof strides / sizeof strides[0]);
