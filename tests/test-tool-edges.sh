@@ -84,10 +84,17 @@ for cmd in info check dump map; do
     if [ $cmd != check ]; then
         exact 2 "snapcow $cmd: option '--json' does not take an argument|$try" \
               $cmd --json=yes "$d/good.cow"
+        exact 2 "snapcow $cmd: option '--json' does not take an argument|$try" \
+              $cmd --js=yes "$d/good.cow"
     fi
     if [ $cmd = check ] || [ $cmd = map ]; then
         exact 2 "snapcow $cmd: option '--origin' requires an argument|$try" \
               $cmd "$d/good.cow" --origin
+        # An abbreviation is named in full.
+        exact 2 "snapcow $cmd: option '--origin' requires an argument|$try" \
+              $cmd "$d/good.cow" --orig
+        exact 2 "snapcow $cmd: option '--origin' needs a file name|$try" \
+              $cmd --origin= "$d/good.cow"
     fi
     expect $unreadable "No such file or directory" $cmd "$d/nonexistent"
     expect $unreadable "a directory, not a regular file" $cmd "$d/dir"

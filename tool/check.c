@@ -55,9 +55,13 @@ cmd_check (int argc, char **argv)
   while ((c = getopt_long (argc, argv, ":h", opts, NULL)) != -1) {
     switch (c) {
     case 'f': policy = IN_USE_FORCE; break;
-    case 'o': origin_path = optarg; break;
+    case 'o':
+      if (*optarg == '\0')
+        return usage_error ("option '--origin' needs a file name");
+      origin_path = optarg;
+      break;
     case 'h': return usage (check_usage, true);
-    default: return bad_option (c, argv);
+    default: return bad_option (c, argv, opts);
     }
   }
   path = one_operand (argc, argv);

@@ -221,22 +221,26 @@ usage_error (const char *fs, ...)
 /* After getopt_long returned '?' or ':', optind is past the argument
  * it stopped at, unless that was a short option inside a cluster such
  * as "-hx"; optopt is the option's value, or 0 for an unknown long
- * option.
+ * option.  A long option is named in full, as opts spells it, even
+ * when the user abbreviated it.
  */
 int
-bad_option (int c, char **argv)
+bad_option (int c, char **argv, const struct option *opts)
 {
   const char *arg = optind > 0 ? argv[optind - 1] : "";
   bool is_long = strncmp (arg, "--", 2) == 0;
-  int len = strcspn (arg, "=");
+  const char *name = NULL;
 
+  for (; is_long && optopt != 0 && opts->name; opts++)
+    if (opts->val == optopt)
+      name = opts->name;
   if (c == ':') {
-    if (is_long)
-      return usage_error ("option '%.*s' requires an argument", len, arg);
+    if (name)
+      return usage_error ("option '--%s' requires an argument", name);
     return usage_error ("option '-%c' requires an argument", optopt);
   }
-  if (is_long && optopt != 0 && arg[len] == '=')
-    return usage_error ("option '%.*s' does not take an argument", len, arg);
+  if (name && strchr (arg, '='))
+    return usage_error ("option '--%s' does not take an argument", name);
   if (is_long || optopt == 0)
     return usage_error ("unrecognized option '%s'", arg);
   return usage_error ("unrecognized option '-%c'", optopt);

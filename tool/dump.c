@@ -61,7 +61,7 @@ cmd_dump (int argc, char **argv)
     case 'j': d.json = true; break;
     case 'f': policy = IN_USE_FORCE; break;
     case 'h': return usage (dump_usage, true);
-    default: return bad_option (c, argv);
+    default: return bad_option (c, argv, opts);
     }
   }
   path = one_operand (argc, argv);

@@ -192,7 +192,7 @@ cmd_info (int argc, char **argv)
     switch (c) {
     case 'j': json = true; break;
     case 'h': return usage (info_usage, true);
-    default: return bad_option (c, argv);
+    default: return bad_option (c, argv, opts);
     }
   }
   path = one_operand (argc, argv);

@@ -195,10 +195,14 @@ cmd_map (int argc, char **argv)
   while ((c = getopt_long (argc, argv, ":h", opts, NULL)) != -1) {
     switch (c) {
     case 'j': p.json = true; break;
-    case 'o': origin = optarg; break;
+    case 'o':
+      if (*optarg == '\0')
+        return usage_error ("option '--origin' needs a file name");
+      origin = optarg;
+      break;
     case 'f': policy = IN_USE_FORCE; break;
     case 'h': return usage (map_usage, true);
-    default: return bad_option (c, argv);
+    default: return bad_option (c, argv, opts);
     }
   }
   path = one_operand (argc, argv);

@@ -85,11 +85,12 @@ extern int usage (const char *text, bool help);
 /* Usage errors, for commands that set opterr = 0: one line saying what
  * is wrong, then the hint; they return EXIT_USAGE.  bad_option reports
  * what getopt_long just returned '?' or ':' for (optstring starts with
- * ':').
+ * ':'), given the same long options.
  */
 extern int usage_error (const char *fs, ...)
   __attribute__ ((format (printf, 1, 2)));
-extern int bad_option (int c, char **argv);
+struct option;
+extern int bad_option (int c, char **argv, const struct option *opts);
 
 /* The one COW operand after the options, or NULL after a usage error. */
 extern const char *one_operand (int argc, char **argv);
