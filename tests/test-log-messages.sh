@@ -27,8 +27,11 @@ start_nbdkit -P "$d/origin.pid" -U "$d/origin.sock" -r --filter=error \
     file "$d/base.img" \
     error-pread=EIO error-pread-rate=100% error-pread-file="$d/inject"
 uri="nbd+unix:///?socket=$d/origin.sock"
+# (The shell's trace of start_nbdkit must not mix into nbdkit's log.)
+set +x
 start_nbdkit -P "$d/snap.pid" -U "$d/snap.sock" --log=stderr \
     "$SNAPCOW_PLUGIN" "$uri" cow="$d/nbd.cow" chunk-size=4K 2>"$d/log1"
+set -x
 nbdsh -u "nbd+unix:///?socket=$d/snap.sock" -c '
 import errno, os
 d = "'"$d"'"
@@ -77,9 +80,11 @@ grep -qxF "nbdkit: error: $d/empty.img: the origin is empty (0 bytes)" \
 
 # 3. The 4K store asked for with 16K chunks: a warning, in nbdkit's
 #    format, naming the store...
+set +x
 start_nbdkit -P "$d/snap.pid" -U "$d/snap.sock" --log=stderr \
     "$SNAPCOW_PLUGIN" "$d/base.img" cow="$d/file.cow" chunk-size=16K \
     2>"$d/log3"
+set -x
 nbdsh -u "nbd+unix:///?socket=$d/snap.sock" -c '
 assert h.pread(512, 0) == b"c" * 512
 assert h.get_block_size(nbd.SIZE_PREFERRED) == 4096
@@ -90,9 +95,11 @@ test "$(grep -c "warning" "$d/log3")" = 1
 grep -qxF "nbdkit: error: warning: $d/file.cow: the store's chunk size is 4096 bytes, not the 16384 asked for: using the store's" "$d/log3"
 
 # ... and through nbdkit's log only: --log=null swallows it.
+set +x
 start_nbdkit -P "$d/snap.pid" -U "$d/snap.sock" --log=null \
     "$SNAPCOW_PLUGIN" "$d/base.img" cow="$d/file.cow" chunk-size=16K \
     2>"$d/log4"
+set -x
 stop_nbdkit "$d/snap.pid"
 cat "$d/log4"
 test "$(grep -c "warning" "$d/log4")" = 0

@@ -50,9 +50,11 @@ kill_qemu_nbd ()
 cleanup_fn kill_qemu_nbd
 
 start_qemu_nbd
-# nbdkit's log (and the shell's trace of start_nbdkit) in $d/log.
+# nbdkit's log in $d/log (without the shell's trace of start_nbdkit).
+set +x
 start_nbdkit -P "$d/snap.pid" -U "$d/snap.sock" \
     "$SNAPCOW_PLUGIN" "$uri" cow="$d/snap.cow" chunk-size=64K 2>"$d/log"
+set -x
 snap="nbd+unix:///?socket=$d/snap.sock"
 
 # The model: expected.img is what the snapshot must read as, copied
