@@ -6,7 +6,8 @@
 # already in the store go on working, and nothing half-copied is
 # recorded.  When qemu-nbd is started again on the same socket, snapcow
 # reconnects by itself (no restart of nbdkit, no new client), and every
-# byte is right.  The store is then checked record by record.
+# byte is right; a server with an image of another size in between is
+# refused.  The store is then checked record by record.
 source ./functions.sh
 set -e
 set -x
@@ -28,7 +29,7 @@ start_qemu_nbd ()
 {
     local i
     rm -f "$sock"
-    qemu-nbd -r -f raw -k "$sock" -e 8 -t "$d/base.img" &
+    qemu-nbd -r -f raw -k "$sock" -e 8 -t "${1:-$d/base.img}" &
     echo $! > "$d/qemu.pid"
     for (( i = 0; i < 600; i++ )); do
         if nbdinfo --size "$uri" >/dev/null 2>&1; then
@@ -201,6 +202,26 @@ save()
 # The loss was logged once, however many requests failed.
 test "$(grep -c "origin $uri: connection lost: " "$d/log")" = 1
 
+# A server with another image, of another size, on the same socket:
+# refused, and said so once.  Requests keep failing with EIO meanwhile.
+cp "$d/base.img" "$d/other.img"
+truncate -s 5M "$d/other.img"
+start_qemu_nbd "$d/other.img"
+nbdsh -u "$snap" -c "$common" -c '
+load()
+c = [c for c in range(nchunks) if c not in copied][0]
+deadline = time.monotonic() + 60
+while "refused the new connection" not in open(d + "/log").read():
+    eio(lambda: h.pread(CH, c * CH))
+    assert time.monotonic() < deadline, "no reconnection attempt after 60 s"
+    time.sleep(0.1)
+eio(lambda: h.pread(CH, c * CH))
+assert h.pread(CH, min(copied) * CH) == exp[min(copied)*CH:(min(copied)+1)*CH]
+'
+kill -9 "$(cat "$d/qemu.pid")"
+wait "$(cat "$d/qemu.pid")" || :
+grep "origin $uri: refused the new connection: the origin is now 5242880 bytes, not 4194304 as at start-up" "$d/log"
+
 # After: the same server again, on the same socket.  snapcow was not
 # restarted; its next requests reconnect.  A connection tries at most
 # once a second, so the first read may still fail: retry it (the 60 s
@@ -243,6 +264,7 @@ grep -v '^libnbd: debug' "$d/log"
 # Each change of state was logged once.
 test "$(grep -c "origin $uri: connection lost: " "$d/log")" = 1
 test "$(grep -c "origin $uri: reconnected" "$d/log")" = 1
+test "$(grep -c "origin $uri: refused the new connection" "$d/log")" = 1
 
 # The store: one record per copied chunk, none for a copy that failed,
 # and each record's chunk holds the model's bytes.
