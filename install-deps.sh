@@ -19,6 +19,8 @@ PACKAGES=(
     nbdkit-plugin-dev
     libnbd-dev
     check
+    # libblkid: the signature probe that keeps a new store off real data.
+    libblkid-dev
     # Test and demo tools: nbdinfo, nbdcopy, nbdsh, qemu-img, qemu-io, fio.
     libnbd-bin
     python3-libnbd
@@ -36,6 +38,8 @@ PACKAGES=(
     nbd-client
     socat
     e2fsprogs
+    # test-refuse-signatures.sh: a partition table to refuse (sfdisk).
+    fdisk
     # Man pages: pod2man and podchecker.
     perl
     # The fuzzer (make fuzz): clang and its libFuzzer runtime.

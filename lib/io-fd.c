@@ -4,17 +4,24 @@
  * block device has a fixed size and zeroes ranges with BLKZEROOUT, or
  * with written zeroes where that fails.  sync is fdatasync, which also
  * makes a grown file's new size durable.
+ *
+ * probe asks libblkid, util-linux's signature probe (the one wipefs and
+ * mkfs use), whether the device holds a filesystem, partition table or
+ * other known signature, so that a new store is not laid over data.
  */
 #include <config.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <blkid.h>
 
 #include "io.h"
 
@@ -173,6 +180,97 @@ fd_extent (struct cow_io *io, uint64_t offset, uint64_t count,
   return 0;
 }
 
+/* Describe what blkid found, in the words wipefs and lsblk use: the
+ * TYPE with its USAGE ("ext4 filesystem", "swap signature",
+ * "LVM2_member signature"), or the PTTYPE ("dos partition table").
+ */
+static void
+describe_signature (blkid_probe pr, char *what, size_t len)
+{
+  const char *type = NULL, *usage = NULL, *pttype = NULL;
+
+  blkid_probe_lookup_value (pr, "TYPE", &type, NULL);
+  blkid_probe_lookup_value (pr, "USAGE", &usage, NULL);
+  blkid_probe_lookup_value (pr, "PTTYPE", &pttype, NULL);
+  if (type && usage && strcmp (usage, "filesystem") == 0)
+    snprintf (what, len, "%s filesystem", type);
+  else if (type)
+    snprintf (what, len, "%s signature", type);
+  else if (pttype)
+    snprintf (what, len, "%s partition table", pttype);
+  else
+    snprintf (what, len, "an unnamed signature");
+}
+
+static int
+fd_probe (struct cow_io *io, char *what, size_t len)
+{
+  blkid_probe pr;
+  uint64_t size;
+  int r;
+
+  /* blkid refuses an empty device; an empty file holds nothing. */
+  r = fd_get_size (io, &size);
+  if (r < 0)
+    return r;
+  if (size == 0)
+    return 0;
+
+  pr = blkid_new_probe ();
+  if (pr == NULL)
+    return -ENOMEM;
+  errno = 0;
+  if (blkid_probe_set_device (pr, FD (io)->fd, 0, 0) != 0) {
+    r = errno ? -errno : -EIO;
+    goto out;
+  }
+  /* A damaged checksum still marks data someone may want (wipefs
+   * counts it too).
+   */
+  blkid_probe_enable_superblocks (pr, 1);
+  blkid_probe_set_superblocks_flags (pr, BLKID_SUBLKS_TYPE |
+                                     BLKID_SUBLKS_USAGE |
+                                     BLKID_SUBLKS_BADCSUM);
+  blkid_probe_enable_partitions (pr, 1);
+  blkid_probe_set_partitions_flags (pr, 0);
+
+  errno = 0;
+  switch (blkid_do_safeprobe (pr)) {
+  case 0:
+    describe_signature (pr, what, len);
+    r = 1;
+    break;
+  case 1:                       /* nothing found */
+    r = 0;
+    break;
+  case -2:                      /* signatures that contradict each other */
+    snprintf (what, len, "more than one signature (wipefs lists them)");
+    r = 1;
+    break;
+  default:
+    r = errno ? -errno : -EIO;
+    break;
+  }
+ out:
+  blkid_free_probe (pr);
+  return r;
+}
+
+static int
+fd_block_size (struct cow_io *io, uint32_t *bytes)
+{
+  int n;
+
+  if (!FD (io)->is_block) {
+    *bytes = 512;
+    return 0;
+  }
+  if (ioctl (FD (io)->fd, BLKSSZGET, &n) == -1)
+    return -errno;
+  *bytes = n;
+  return 0;
+}
+
 static void
 fd_close (struct cow_io *io)
 {
@@ -189,6 +287,8 @@ static const struct cow_io_ops fd_ops = {
   .grow = fd_grow,
   .punch = fd_punch,
   .extent = fd_extent,
+  .probe = fd_probe,
+  .block_size = fd_block_size,
   .close = fd_close,
 };
 

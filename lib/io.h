@@ -41,6 +41,19 @@ struct cow_io_ops {
    */
   int (*extent) (struct cow_io *io, uint64_t offset, uint64_t count,
                  uint64_t *length, bool *is_hole);
+  /* 1 and a description in what (a string of at most len bytes, such
+   * as "ext4 filesystem" or "dos partition table") if the device holds
+   * a known signature (filesystem, partition table, RAID, LVM, swap
+   * ...), 0 if none, or a negative errno.  May be NULL: nothing to
+   * probe.
+   */
+  int (*probe) (struct cow_io *io, char *what, size_t len);
+  /* The logical block size in bytes: the smallest write the device
+   * takes (BLKSSZGET).  May be NULL: 512 (files, memory).
+   */
+  int (*block_size) (struct cow_io *io, uint32_t *bytes);
+  /* Prefetch; may be NULL. */
+  int (*cache) (struct cow_io *io, uint64_t offset, uint64_t count);
   void (*close) (struct cow_io *io);
 };
 

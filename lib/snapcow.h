@@ -73,6 +73,10 @@ struct cow_store_params {
   bool commit_each_copy;   /* the kernel's timing: a write that made a
                             * new chunk returns once its record is
                             * durable (default: at the next flush) */
+  bool overwrite_signatures; /* initialise a new store (magic 0) even over
+                            * a filesystem, partition table or other
+                            * signature the cow backend's probe finds
+                            * (default: refuse with -EEXIST) */
   cow_msg_fn message;      /* may be NULL */
   void *message_opaque;
   /* Names that prefix each message ("NAME: ..."), so that it says which
@@ -106,6 +110,13 @@ struct cow_usage {
  * are validated and loaded.  On success *storep owns neither backend:
  * the caller closes them after cow_store_close.
  *
+ * A new store is not initialised over a known signature (a filesystem,
+ * partition table, LVM PV, swap, RAID metadata: the cow backend's probe
+ * op) unless params->overwrite_signatures: -EEXIST.  The chunk size
+ * (the header's, or the requested one for a new store) must be a
+ * multiple of both backends' logical block size, as the kernel
+ * requires: -EINVAL.
+ *
  * origin may be NULL to inspect or create a store without its origin
  * (the tool): old_chunk is then not checked against an origin's size,
  * and the snapshot has no data to read or write.
@@ -116,7 +127,8 @@ extern int cow_store_open (struct cow_io *cow, struct cow_io *origin,
 
 /* Let a store opened read-only take writes from now on (nbdkit only
  * learns whether it is read-only when a client connects).  A new store
- * is initialised now.  The cow backend must accept writes.
+ * is initialised now, and refused as cow_store_open would (-EEXIST over
+ * a signature).  The cow backend must accept writes.
  */
 extern int cow_store_set_writable (struct cow_store *s);
 

@@ -36,6 +36,7 @@ struct cow_store {
   bool readonly;
   bool commit_each_copy;        /* params->commit_each_copy */
   bool invalidate_on_overflow;  /* params->invalidate_on_overflow */
+  bool overwrite_signatures;    /* params->overwrite_signatures */
   cow_msg_fn message;
   void *message_opaque;
   const char *cow_name;         /* params->cow_name, may be NULL */

@@ -95,6 +95,31 @@ write_header (struct cow_store *s, uint32_t valid)
   return 0;
 }
 
+/* The kernel takes magic 0 as "new" whatever follows, so a mistyped
+ * cow= or snapcow create would ruin a filesystem whose first four bytes
+ * happen to be zero (ext4, a partition table, swap, LVM all are).  Ask
+ * the backend's probe first; bytes with no known signature are stale
+ * garbage and are initialised, as the kernel would.
+ */
+static int
+refuse_signature (struct cow_store *s)
+{
+  char what[128];
+  int r;
+
+  if (s->overwrite_signatures || s->cow->ops->probe == NULL)
+    return 0;
+  r = s->cow->ops->probe (s->cow, what, sizeof what);
+  if (r < 0)
+    return store_error (s, -r, "cannot probe the COW device for a "
+                        "filesystem or other signature: %s", strerror (-r));
+  if (r > 0)
+    return store_error (s, EEXIST, "%s found on the COW device: not "
+                        "initialising a store over it (wipe it on purpose "
+                        "with wipefs -a, or snapcow create --force)", what);
+  return 0;
+}
+
 /* A new store (cow-format.md, "Header"): zero area 0 and make that
  * stable before the header says the store exists, so no crash leaves a
  * header over an area of old garbage.
@@ -104,6 +129,9 @@ format_new (struct cow_store *s)
 {
   int r;
 
+  r = refuse_signature (s);
+  if (r < 0)
+    return r;
   if (s->dev_size < 2 * s->chunk_bytes) {
     if (!s->can_grow)
       return store_error (s, ENOSPC,
@@ -218,6 +246,33 @@ read_header (struct cow_store *s, uint32_t want_sectors, bool *is_new)
   return 0;
 }
 
+/* The kernel refuses a chunk size that is not a multiple of either
+ * device's logical block size: a chunk write would then be a partial
+ * block, which the device cannot take (an O_DIRECT or kernel writer) or
+ * takes by read-modify-write.
+ */
+static int
+check_block_size (struct cow_store *s, struct cow_io *io, bool is_origin)
+{
+  int (*error) (const struct cow_store *, int, const char *, ...) =
+    is_origin ? origin_error : store_error;
+  const char *name = is_origin ? "the origin" : "the COW device";
+  uint32_t bs;
+  int r;
+
+  if (io == NULL || io->ops->block_size == NULL)
+    return 0;
+  r = io->ops->block_size (io, &bs);
+  if (r < 0)
+    return error (s, -r, "cannot get the logical block size of %s: %s",
+                  name, strerror (-r));
+  if (bs == 0 || s->chunk_bytes % bs != 0)
+    return error (s, EINVAL, "%s has a logical block size of %" PRIu32
+                  " bytes: the chunk size of %" PRIu64 " bytes is not a "
+                  "multiple of it", name, bs, s->chunk_bytes);
+  return 0;
+}
+
 static void
 store_free (struct cow_store *s)
 {
@@ -253,6 +308,7 @@ cow_store_open (struct cow_io *cow, struct cow_io *origin,
   s->readonly = params->readonly;
   s->commit_each_copy = params->commit_each_copy;
   s->invalidate_on_overflow = params->invalidate_on_overflow;
+  s->overwrite_signatures = params->overwrite_signatures;
   s->max_size = params->max_size;
   s->message = params->message;
   s->message_opaque = params->message_opaque;
@@ -295,6 +351,11 @@ cow_store_open (struct cow_io *cow, struct cow_io *origin,
     s->chunk_sectors = want;
   s->chunk_bytes = (uint64_t) s->chunk_sectors * COW_SECTOR_SIZE;
   s->chunk_shift = __builtin_ctzll (s->chunk_bytes);
+  r = check_block_size (s, cow, false);
+  if (r == 0)
+    r = check_block_size (s, origin, true);
+  if (r < 0)
+    goto err;
   s->exceptions_per_area = cow_exceptions_per_area (s->chunk_sectors);
   /* Without an origin any old_chunk whose chunk lies below 2^64 bytes
    * goes (the table then uses its wide layout); the loader refuses the
