@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "snapcow.h"
+#include "io-mem.h"
 #include "fuzz-harness.h"
 
 /* The largest image a packed body expands to: a 64K-chunk store with

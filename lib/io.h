@@ -1,9 +1,9 @@
 /* io.h: the I/O backend interface under the exception store.
  *
  * Both the COW store and the origin are reached through a struct cow_io,
- * so that the store can run on a file or block device (io-fd.c), on
- * memory with injected faults (io-mem.c), or on anything a caller
- * supplies (the plugin's libnbd origin, the tests' recording backend).
+ * so that the store can run on a file or block device (io-fd.c) or on
+ * anything a caller supplies (the plugin's libnbd origin, the tests'
+ * memory, fault and power-loss backends in tests/io-mem.c).
  *
  * Every op returns 0 on success or a negative errno.  pread and pwrite
  * transfer the whole count or fail: a read past the end is -EIO.  The
@@ -97,49 +97,6 @@ cow_io_close (struct cow_io *io)
  * (closed by cow_io_close).
  */
 extern struct cow_io *cow_io_fd_new (int fd);
-
-/* io-mem.c: memory, for tests and the fuzzer.  The image starts as a
- * copy of data (size bytes; data may be NULL for zeroes).  If growable,
- * grow extends it.
- */
-extern struct cow_io *cow_io_mem_new (const void *data, size_t size,
-                                      bool growable);
-/* The current image (valid until the next write or grow). */
-extern const uint8_t *cow_io_mem_data (struct cow_io *io, size_t *size);
-/* Fault injection: the nth (1-based, counted from now) call of the
- * given op fails with -err; 0 disables.  op is one of "pread",
- * "pwrite", "sync", "grow", "punch".  If sticky, every later call of
- * that op fails too.
- */
-extern void cow_io_mem_fail (struct cow_io *io, const char *op,
-                             unsigned nth, int err, bool sticky);
-/* Power loss.  After track_power_loss, the backend keeps what was
- * synced apart from what was written since; power_loss then throws
- * away every write, punch and grow since the last sync, as a machine
- * that lost power would.
- */
-extern int cow_io_mem_track_power_loss (struct cow_io *io);
-extern int cow_io_mem_power_loss (struct cow_io *io);
-/* A harsher power loss, as a disk with a volatile write cache: the
- * image after the crash is the durable one plus ANY subset of the
- * writes, punches and grows since the last sync, applied in any order,
- * each write or punch possibly torn (only some of its 512-byte sectors
- * land; a sector is atomic).  A lost grow leaves the image shorter.
- * The seed picks the subset, the order and the tears.  The result
- * becomes the durable image (tracking stays on).  If stats is not
- * NULL, it says what happened to the unsynced changes.
- */
-struct cow_io_mem_crash {
-  unsigned unsynced, lost, landed, torn;
-};
-extern int cow_io_mem_power_loss_random (struct cow_io *io, uint64_t seed,
-                                         struct cow_io_mem_crash *stats);
-/* How many times each op was called since creation. */
-struct cow_io_mem_counts {
-  unsigned pread, pwrite, sync, grow, punch;
-};
-extern void cow_io_mem_counts (struct cow_io *io,
-                               struct cow_io_mem_counts *counts);
 
 /* lock.c: take an advisory lock on fd so a second server cannot open
  * the same store.  exclusive for writers, shared for read-only.  The

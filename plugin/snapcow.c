@@ -5,17 +5,41 @@
  * in lib/.  One store serves every connection (thread model PARALLEL,
  * multi-conn safe: lib/ does the locking).
  *
- * nbdkit tells a plugin whether it runs read-only (-r) only when a
- * client connects, but errors in the store must show before nbdkit
- * forks.  So .get_ready opens and validates the store read-only,
- * writing nothing, and the first writable .open makes it writable
- * (initialising a new store then).
+ * The store's life.  nbdkit tells a plugin whether it runs read-only
+ * (-r) only when a client connects, in .open, but mistakes must show at
+ * start-up, before nbdkit forks.  So .get_ready opens the origin and
+ * checks what it can, and the store is in one of these states:
+ *
+ *   absent      cow= did not exist at start-up: nothing but the origin
+ *               is open and store is NULL.  .get_ready has checked that
+ *               the store's directory exists and is writable.  A
+ *               read-only .open fails (-r creates nothing, so there is
+ *               no snapshot to serve).  The first writable .open creates
+ *               the file with no more permission than the origin has,
+ *               or opens it if someone created it since start-up (a
+ *               second server: the lock then decides), refuses it if it
+ *               is the origin, and opens the store writable: -> writable.
+ *   read-only   cow= existed: .get_ready opened it, refused it if it is
+ *               the origin, locked it, and loaded and validated the
+ *               store, writing nothing.  The first writable .open makes
+ *               it writable (cow_store_set_writable; a new store is
+ *               initialised then): -> writable.
+ *   unwritable  cow= existed but this user cannot write it: opened as
+ *               read-only, and it stays so: .can_write says 0 and every
+ *               client gets a read-only export, as with nbdkit's file
+ *               plugin.  Said once at start-up.
+ *   writable    takes writes until nbdkit exits.
+ *
+ * Changes of state happen in .open under open_lock.  store, once set,
+ * never changes until .cleanup, and a connection reaches the data
+ * callbacks only after its .open has seen store set.
  */
 #include <config.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,14 +64,15 @@ static uint64_t cow_size;               /* cap on a growing file, or 0 */
 static bool commit_each_copy;           /* commit=copy */
 static bool invalidate_on_overflow;     /* overflow=invalidate */
 
-/* Opened in .get_ready. */
-static int cow_fd = -1;                 /* -1 until the COW file exists */
-static bool cow_fd_writable;
+/* Opened in .get_ready; see "The store's life" above. */
 static struct cow_io *origin_io;
-static struct cow_io *cow_io;
-static struct cow_store *store;
+static struct stat origin_st;           /* a file or block device origin */
+static bool have_origin_st;             /* false for an NBD URI */
+static struct cow_io *cow_io;           /* NULL while the store is absent */
+static struct cow_store *store;         /* likewise */
+static bool cow_unwritable;             /* the user cannot write cow= */
 
-/* Guards the switch to writable in .open. */
+/* Guards the changes of state in .open, and writable. */
 static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool writable;
 
@@ -203,43 +228,64 @@ snapcow_dump_plugin (void)
           COW_MAX_CHUNK_SECTORS * COW_SECTOR_SIZE);
 }
 
-/* Open a file or block device as a backend; on failure say which and
- * why.
+/* Open a file or block device and check its type; on failure say which
+ * and why.  Returns the fd, or -1.
  */
-static struct cow_io *
-open_backend (const char *what, const char *path, int flags, int *fdp)
+static int
+open_file (const char *what, const char *path, int flags, struct stat *st)
 {
-  int fd = open (path, flags | O_CLOEXEC, 0644);
-  struct cow_io *io;
-  struct stat st;
+  int fd = open (path, flags | O_CLOEXEC);
 
   if (fd == -1) {
     nbdkit_error ("cannot open the %s %s: %m", what, path);
-    return NULL;
+    return -1;
   }
-  if (fstat (fd, &st) == -1) {
+  if (fstat (fd, st) == -1) {
     nbdkit_error ("cannot stat the %s %s: %m", what, path);
     close (fd);
-    return NULL;
+    return -1;
   }
-  if (!S_ISREG (st.st_mode) && !S_ISBLK (st.st_mode)) {
+  if (!S_ISREG (st->st_mode) && !S_ISBLK (st->st_mode)) {
     nbdkit_error ("the %s %s is a %s, not a regular file or a block device",
-                  what, path, S_ISDIR (st.st_mode) ? "directory"
-                  : S_ISCHR (st.st_mode) ? "character device"
-                  : S_ISFIFO (st.st_mode) ? "pipe" : "special file");
+                  what, path, S_ISDIR (st->st_mode) ? "directory"
+                  : S_ISCHR (st->st_mode) ? "character device"
+                  : S_ISFIFO (st->st_mode) ? "pipe" : "special file");
     close (fd);
     errno = EINVAL;
-    return NULL;
+    return -1;
   }
-  io = cow_io_fd_new (fd);
+  return fd;
+}
+
+/* The backend over fd, which it takes over (closed on failure too). */
+static struct cow_io *
+fd_backend (const char *what, const char *path, int fd)
+{
+  struct cow_io *io = cow_io_fd_new (fd);
+
   if (io == NULL) {
     nbdkit_error ("cannot open the %s %s: %m", what, path);
     close (fd);
-    return NULL;
   }
-  if (fdp)
-    *fdp = fd;
   return io;
+}
+
+/* Writing the store over the origin would destroy both: the first
+ * writable connection writes the header over the origin's first chunk
+ * whenever that chunk starts with zeroes (an ext4 image, an LVM PV).
+ * Compared as opened files, so that every spelling of one file (hard
+ * and symbolic links, relative names, bind mounts, two nodes of one
+ * block device) is caught.
+ */
+static int
+check_not_origin (const struct stat *cow_st)
+{
+  if (have_origin_st && cow_same_file (cow_st, &origin_st)) {
+    nbdkit_error ("cow=%s and the origin %s are the same file: the store "
+                  "would be written over the origin", cow_path, origin_path);
+    return -1;
+  }
+  return 0;
 }
 
 /* Take the store's lock: a second server on the same store is refused. */
@@ -263,7 +309,7 @@ lock_cow (int fd, bool exclusive)
 }
 
 static int
-open_store (bool readonly)
+open_store (struct cow_io *io, bool readonly, struct cow_store **storep)
 {
   struct cow_store_params params = {
     .chunk_sectors = chunk_sectors,
@@ -276,93 +322,192 @@ open_store (bool readonly)
     .origin_name = origin_path,
   };
   /* lib/ has said why, in one line. */
-  return cow_store_open (cow_io, origin_io, &params, &store) < 0 ? -1 : 0;
+  return cow_store_open (io, origin_io, &params, storep) < 0 ? -1 : 0;
+}
+
+static int
+open_origin (void)
+{
+  uint64_t size;
+  int fd, r;
+
+  if (origin_is_nbd_uri (origin_path))
+    origin_io = origin_nbd_open (origin_path);
+  else {
+    fd = open_file ("origin", origin_path, O_RDONLY, &origin_st);
+    if (fd == -1)
+      return -1;
+    have_origin_st = true;
+    origin_io = fd_backend ("origin", origin_path, fd);
+  }
+  if (origin_io == NULL)
+    return -1;
+  /* cow_store_open refuses an empty origin too, but with no store yet
+   * nothing calls it before the first writable connection.
+   */
+  r = cow_io_get_size (origin_io, &size);
+  if (r < 0) {
+    nbdkit_error ("%s: cannot get the origin's size: %s", origin_path,
+                  strerror (-r));
+    return -1;
+  }
+  if (size == 0) {
+    nbdkit_error ("%s: the origin is empty (0 bytes)", origin_path);
+    return -1;
+  }
+  return 0;
+}
+
+/* The store does not exist yet: the first writable connection will
+ * create it, so its directory must be there and writable now, or every
+ * connection would fail.  (The directory could change before then: a
+ * harmless race, as in nbdkit's file plugin.)
+ */
+static int
+check_cow_dir (void)
+{
+  char *copy = strdup (cow_path);
+  const char *dir;
+  struct stat st;
+  int r = -1;
+
+  if (copy == NULL) {
+    nbdkit_error ("strdup: %m");
+    return -1;
+  }
+  dir = dirname (copy);
+  if (stat (dir, &st) == -1)
+    nbdkit_error ("cow=%s: cannot create the store: the directory %s: %m",
+                  cow_path, dir);
+  else if (!S_ISDIR (st.st_mode))
+    nbdkit_error ("cow=%s: cannot create the store: %s is not a directory",
+                  cow_path, dir);
+  else if (access (dir, W_OK | X_OK) == -1)
+    nbdkit_error ("cow=%s: cannot create the store in the directory %s: %m",
+                  cow_path, dir);
+  else
+    r = 0;
+  free (copy);
+  return r;
+}
+
+/* The store exists: open, lock, load and validate it read-only. */
+static int
+open_existing_store (void)
+{
+  struct stat st;
+  int fd;
+
+  /* As nbdkit's file plugin does, a store this user cannot write is
+   * served read-only rather than refused: -r is not known yet.
+   */
+  if (access (cow_path, W_OK) == -1) {
+    char why[256];
+
+    cow_unwritable = true;
+    snprintf (why, sizeof why, "cannot be written (%m): serving it "
+              "read-only");
+    message (NULL, COW_MSG_WARNING, why);
+  }
+  fd = open_file ("COW store", cow_path, cow_unwritable ? O_RDONLY : O_RDWR,
+                  &st);
+  if (fd == -1)
+    return -1;
+  if (check_not_origin (&st) == -1 ||
+      lock_cow (fd, !cow_unwritable) == -1) {
+    close (fd);
+    return -1;
+  }
+  cow_io = fd_backend ("COW store", cow_path, fd);
+  if (cow_io == NULL)
+    return -1;
+  return open_store (cow_io, true, &store);
 }
 
 static int
 snapcow_get_ready (void)
 {
-  if (origin_is_nbd_uri (origin_path))
-    origin_io = origin_nbd_open (origin_path);
-  else
-    origin_io = open_backend ("origin", origin_path, O_RDONLY, NULL);
-  if (origin_io == NULL)
+  struct stat st;
+
+  if (open_origin () == -1)
     return -1;
-
-  if (access (cow_path, F_OK) == 0) {
-    int fd;
-
-    /* A store we may not write can still be served with -r. */
-    cow_fd_writable = access (cow_path, W_OK) == 0;
-    cow_io = open_backend ("COW store", cow_path,
-                           cow_fd_writable ? O_RDWR : O_RDONLY, &fd);
-    if (cow_io == NULL)
-      return -1;
-    cow_fd = fd;
-    if (lock_cow (fd, cow_fd_writable) == -1)
-      return -1;
+  if (stat (cow_path, &st) == 0)
+    return open_existing_store ();
+  if (errno != ENOENT) {
+    nbdkit_error ("cannot stat the COW store %s: %m", cow_path);
+    return -1;
   }
-  else {
-    /* Nothing is created until a client may write: serve the origin
-     * unchanged meanwhile, through an empty store.
-     */
-    cow_io = cow_io_mem_new (NULL, 0, false);
-    if (cow_io == NULL) {
-      nbdkit_error ("out of memory");
-      return -1;
-    }
-  }
-  return open_store (true);
+  return check_cow_dir ();
 }
 
-/* Make the store writable: create the COW file if needed.  If opening
- * the new store fails, store stays NULL and the next connection tries
- * again.
+/* The first writable connection, with no store at start-up: create it,
+ * or open it if it appeared since (a second server, started before the
+ * first created it, gets the store, and the lock refuses it while the
+ * first runs).  On failure nothing is kept and the next connection
+ * tries again.  open_lock held.
  */
 static int
-make_writable (void)
+create_store (void)
 {
-  if (cow_fd == -1) {
-    struct cow_io *io;
-    int fd;
+  mode_t mode = cow_new_store_mode (have_origin_st ? &origin_st : NULL);
+  struct cow_io *io;
+  struct stat st;
+  int fd;
 
-    io = open_backend ("COW store", cow_path, O_RDWR | O_CREAT | O_EXCL, &fd);
-    if (io == NULL)
-      return -1;
-    if (lock_cow (fd, true) == -1) {
-      cow_io_close (io);
-      return -1;
-    }
-    cow_store_close (store);
-    cow_io_close (cow_io);
-    store = NULL;
-    cow_io = io;
-    cow_fd = fd;
-    cow_fd_writable = true;
-  }
-  else if (!cow_fd_writable) {
-    nbdkit_error ("the COW store %s is not writable: serve it with "
-                  "nbdkit -r", cow_path);
+  fd = open (cow_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd == -1 && errno == EEXIST)
+    fd = open (cow_path, O_RDWR | O_CLOEXEC);
+  if (fd == -1) {
+    nbdkit_error ("cannot create the COW store %s: %m", cow_path);
     return -1;
   }
-  if (store == NULL ? open_store (false) == -1
-      : cow_store_set_writable (store) < 0)
+  if (fstat (fd, &st) == -1) {
+    nbdkit_error ("cannot stat the COW store %s: %m", cow_path);
+    close (fd);
     return -1;
-  writable = true;
+  }
+  if (!S_ISREG (st.st_mode) && !S_ISBLK (st.st_mode)) {
+    nbdkit_error ("the COW store %s is not a regular file or a block device",
+                  cow_path);
+    close (fd);
+    return -1;
+  }
+  /* A link to the origin made since start-up. */
+  if (check_not_origin (&st) == -1 || lock_cow (fd, true) == -1) {
+    close (fd);
+    return -1;
+  }
+  io = fd_backend ("COW store", cow_path, fd);
+  if (io == NULL)
+    return -1;
+  if (open_store (io, false, &store) == -1) {
+    cow_io_close (io);
+    return -1;
+  }
+  cow_io = io;
   return 0;
 }
 
 static void *
 snapcow_open (int readonly)
 {
-  if (!readonly) {
-    pthread_mutex_lock (&open_lock);
-    int r = writable ? 0 : make_writable ();
-    pthread_mutex_unlock (&open_lock);
-    if (r == -1)
-      return NULL;
+  int r = 0;
+
+  pthread_mutex_lock (&open_lock);
+  if (store == NULL && readonly) {
+    nbdkit_error ("the COW store %s does not exist, and read-only (-r) "
+                  "creates nothing: there is no snapshot to serve", cow_path);
+    r = -1;
   }
-  return &store;                /* no per-connection state */
+  else if (!readonly && !writable && !cow_unwritable) {
+    if (store == NULL)
+      r = create_store ();
+    else if (cow_store_set_writable (store) < 0)
+      r = -1;
+    writable = r == 0;
+  }
+  pthread_mutex_unlock (&open_lock);
+  return r == 0 ? &store : NULL;        /* no per-connection state */
 }
 
 static void
@@ -378,6 +523,12 @@ snapcow_cleanup (void)
   cow_io_close (cow_io);
   cow_io_close (origin_io);
   cow_io = origin_io = NULL;
+}
+
+static int
+snapcow_can_write (void *handle)
+{
+  return !cow_unwritable;
 }
 
 static int64_t
@@ -513,6 +664,7 @@ static struct nbdkit_plugin plugin = {
   .get_ready         = snapcow_get_ready,
   .cleanup           = snapcow_cleanup,
   .open              = snapcow_open,
+  .can_write         = snapcow_can_write,
   .get_size          = snapcow_get_size,
   .block_size        = snapcow_block_size,
   .can_multi_conn    = snapcow_can_multi_conn,

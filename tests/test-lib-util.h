@@ -15,6 +15,7 @@
 #include <check.h>
 
 #include "snapcow.h"
+#include "io-mem.h"
 
 /* Run a suite; the process's exit status. */
 extern int run_suite (Suite *s);

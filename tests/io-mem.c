@@ -1,6 +1,7 @@
 /* io-mem.c: an I/O backend in memory, for the unit tests and the
- * fuzzer.  It can fail the nth call of any op with a chosen errno, once
- * or from then on, and counts the calls of each op.  One mutex guards
+ * fuzzer only (built in tests/ and fuzz/, never into libsnapcow).  It
+ * can fail the nth call of any op with a chosen errno, once or from
+ * then on, and counts the calls of each op.  One mutex guards
  * the image; this backend is for correctness, not speed.
  *
  * Power loss: once tracking is on, the image as of the last sync is
@@ -22,7 +23,7 @@
 #include <string.h>
 
 #include "cleanup.h"
-#include "io.h"
+#include "io-mem.h"
 
 enum { OP_PREAD, OP_PWRITE, OP_SYNC, OP_GROW, OP_PUNCH, NR_OPS };
 static const char *const op_names[NR_OPS] = {
