@@ -73,6 +73,7 @@ struct origin_nbd {
   char *uri;
   uint64_t size;                /* at start-up; later connections match */
   bool can_extents;             /* the first server had base:allocation */
+  bool can_cache;               /* the first server had NBD_CMD_CACHE */
   int nr_conns;
   unsigned next;                /* round robin start; races are harmless */
   /* Bumped by each successful reconnection: the server is back, so
@@ -342,6 +343,38 @@ on_get_size (struct cow_io *io, uint64_t *size)
   return 0;
 }
 
+static int
+cache_fn (struct origin_nbd *o, struct conn *c, void *arg)
+{
+  const struct range *rg = arg;
+  uint64_t offset = rg->offset, count = rg->count;
+
+  /* A server we reconnected to may not cache: nothing to do then. */
+  if (nbd_can_cache (c->h) != 1)
+    return 0;
+  while (count > 0) {
+    uint64_t n = count < c->max_request ? count : c->max_request;
+
+    if (nbd_cache (c->h, n, offset, 0) == -1)
+      return -1;
+    offset += n;
+    count -= n;
+  }
+  return 0;
+}
+
+/* Prefetch with NBD_CMD_CACHE where the server has it. */
+static int
+on_cache (struct cow_io *io, uint64_t offset, uint64_t count)
+{
+  struct origin_nbd *o = ON (io);
+  struct range rg = { .count = count, .offset = offset };
+
+  if (!o->can_cache)
+    return 0;
+  return request (o, cache_fn, &rg);
+}
+
 struct extent_request {
   uint64_t offset;
   uint64_t count;
@@ -429,6 +462,7 @@ static const struct cow_io_ops origin_nbd_ops = {
   .sync = on_sync,
   .get_size = on_get_size,
   .extent = on_extent,
+  .cache = on_cache,
   .close = on_close,
 };
 
@@ -484,6 +518,7 @@ origin_nbd_open (const char *uri)
   o->size = size;
   o->can_extents =
     nbd_can_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
+  o->can_cache = nbd_can_cache (h) == 1;
 
   /* More connections only where the server says they are consistent;
    * a server that takes one client at a time would make us wait.
@@ -502,6 +537,7 @@ origin_nbd_open (const char *uri)
       add_conn (o, h);
     }
   }
-  nbdkit_debug ("origin %s: %d connection(s)", uri, o->nr_conns);
+  nbdkit_debug ("origin %s: %d connection(s)%s", uri, o->nr_conns,
+                o->can_cache ? ", can cache" : "");
   return &o->io;
 }
