@@ -2,6 +2,13 @@
  * next_free moves on by one and steps over metadata areas.  A file store
  * grows ahead of the allocations; the device, or the cap on it, decides
  * when the store is full.
+ *
+ * A file store also reserves the blocks (io reserve op: fallocate) of
+ * every chunk it hands out, and of the metadata area next_free steps
+ * over, before the chunk is used.  So when the filesystem under it is
+ * full, the write that needs a new chunk gets ENOSPC and the chunk is
+ * given back, while the copy and the commit that zeroes the next area
+ * never run out of space half-way.
  */
 #include <config.h>
 
@@ -45,20 +52,31 @@ store_grow_for (struct cow_store *s, chunk_t chunks)
   return 0;
 }
 
+/* Give chunk c back after a failed allocation, if nobody allocated
+ * after it (else it stays unused: a hole, as after a crash).
+ */
+static void
+give_back (struct cow_store *s, chunk_t c, chunk_t next)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+  if (s->next_free == next)
+    s->next_free = c;
+}
+
 int
 cow_store_allocate (struct cow_store *s, chunk_t *new_chunk)
 {
   uint32_t E = s->exceptions_per_area;
   chunk_t c, next, need;
-  int r;
+  bool room = false;
+  int r = 0;
 
   if (s->readonly)
     return store_error (s, EROFS, "the store is read-only");
   {
     ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
     if (s->failed)
-      return store_error (s, -s->failed, "the store has failed after an "
-                          "I/O error and accepts no more writes");
+      return store_failed_error (s, false);
     if (!s->valid)
       return store_error (s, EIO, "the store is invalidated");
     c = s->next_free;
@@ -70,18 +88,15 @@ cow_store_allocate (struct cow_store *s, chunk_t *new_chunk)
     need = next > c + 1 ? c + 2 : c + 1;
     if (need <= s->max_chunks) {
       s->next_free = next;
-      if (need <= s->dev_chunks) {
-        *new_chunk = c;
-        return 0;
-      }
+      room = need <= s->dev_chunks;
     }
   }
 
   if (need > s->max_chunks) {
     if (!s->invalidate_on_overflow)
-      return store_error (s, ENOSPC, "the COW store is full (%" PRIu64
-                          " chunks of %" PRIu64 " bytes)",
-                          s->max_chunks, s->chunk_bytes);
+      return store_full_error (s, "the COW store is full (%" PRIu64
+                               " chunks of %" PRIu64 " bytes)",
+                               s->max_chunks, s->chunk_bytes);
     /* The kernel's strict mode: a full snapshot is invalid from now on,
      * on disk too, and every request fails.
      */
@@ -92,14 +107,24 @@ cow_store_allocate (struct cow_store *s, chunk_t *new_chunk)
     return -EIO;
   }
 
-  r = store_grow_for (s, need);
+  if (!room)
+    r = store_grow_for (s, need);
+  if (r == 0 && s->cow->ops->reserve) {
+    /* The chunk, and the area it steps over. */
+    r = s->cow->ops->reserve (s->cow, chunk_offset (s, c),
+                              chunk_offset (s, need - c));
+    if (r == -ENOSPC)
+      store_full_error (s, "no space for chunk %" PRIu64 " in the COW "
+                        "file: %s", c, strerror (-r));
+    else if (r < 0)
+      store_error (s, -r, "cannot allocate chunk %" PRIu64 " in the COW "
+                   "file: %s", c, strerror (-r));
+  }
   if (r < 0) {
-    /* Give the chunk back if nobody allocated after it. */
-    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
-    if (s->next_free == next)
-      s->next_free = c;
+    give_back (s, c, next);
     return r;
   }
+  store_not_full (s);
   *new_chunk = c;
   return 0;
 }

@@ -150,6 +150,21 @@ fd_punch (struct cow_io *io, uint64_t offset, uint64_t count)
 }
 
 static int
+fd_reserve (struct cow_io *io, uint64_t offset, uint64_t count)
+{
+  if (FD (io)->is_block)
+    return 0;
+  if (fallocate (FD (io)->fd, FALLOC_FL_KEEP_SIZE, offset, count) == 0)
+    return 0;
+  /* A filesystem without fallocate cannot promise space: carry on as
+   * before, and let the writes find out.
+   */
+  if (errno == EOPNOTSUPP)
+    return 0;
+  return -errno;
+}
+
+static int
 fd_extent (struct cow_io *io, uint64_t offset, uint64_t count,
            uint64_t *length, bool *is_hole)
 {
@@ -287,6 +302,7 @@ static const struct cow_io_ops fd_ops = {
   .grow = fd_grow,
   .punch = fd_punch,
   .extent = fd_extent,
+  .reserve = fd_reserve,
   .probe = fd_probe,
   .block_size = fd_block_size,
   .close = fd_close,

@@ -41,6 +41,12 @@ struct cow_io_ops {
    */
   int (*extent) (struct cow_io *io, uint64_t offset, uint64_t count,
                  uint64_t *length, bool *is_hole);
+  /* Allocate the range's blocks now (within the device), so that later
+   * writes to it cannot fail for lack of space: -ENOSPC if the
+   * filesystem has no room.  May be NULL: nothing to allocate (a block
+   * device, memory).
+   */
+  int (*reserve) (struct cow_io *io, uint64_t offset, uint64_t count);
   /* 1 and a description in what (a string of at most len bytes, such
    * as "ext4 filesystem" or "dos partition table") if the device holds
    * a known signature (filesystem, partition table, RAID, LVM, swap

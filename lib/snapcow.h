@@ -148,9 +148,11 @@ extern uint64_t cow_store_origin_size (const struct cow_store *s); /* bytes */
 extern bool cow_store_lookup (const struct cow_store *s, chunk_t old_chunk,
                               chunk_t *new_chunk);
 
-/* Hand out the next free data chunk, skipping metadata areas and growing
- * a file store as needed.  -ENOSPC when the store is full, -EROFS when
- * read-only, -EIO after a failed commit.
+/* Hand out the next free data chunk, skipping metadata areas, growing
+ * a file store as needed and reserving the chunk's space (and that of
+ * the metadata area it steps over) in the filesystem.  -ENOSPC when the
+ * store or the filesystem is full (the chunk is given back), -EROFS
+ * when read-only, -EIO after a failed commit.
  */
 extern int cow_store_allocate (struct cow_store *s, chunk_t *new_chunk);
 
@@ -163,10 +165,12 @@ extern int cow_store_add_exception (struct cow_store *s, chunk_t old_chunk,
 
 /* Make every write completed before the call durable, and every record
  * added before the call committed: sync the data, zero the next area
- * where one fills, write the areas, sync.  Concurrent callers share one
- * commit.  A failed commit fails the store: every later write and
- * commit returns -EIO (a failed sync is never retried as if it had
- * succeeded).
+ * where one fills, write the areas, sync (one sync when no record is
+ * pending).  Concurrent callers share one commit.  An area write that
+ * fails with ENOSPC returns -ENOSPC and keeps the records pending, in
+ * order, for the next commit.  Any other failure fails the store: every
+ * later write and commit returns -EIO (a failed sync is never retried
+ * as if it had succeeded).
  */
 extern int cow_store_commit (struct cow_store *s);
 

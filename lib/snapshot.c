@@ -132,6 +132,10 @@ write_cow (struct cow_store *s, const void *buf, uint64_t n, uint64_t at)
 {
   int r = cow_io_pwrite (s->cow, buf, n, at);
 
+  /* A chunk trimmed earlier needs its space again. */
+  if (r == -ENOSPC)
+    return store_full_error (s, "cannot write the COW store at offset %"
+                             PRIu64 ": %s", at, strerror (-r));
   if (r < 0)
     return io_failed (s, r, "cannot write", "COW store", at);
   store_note_write (s);
@@ -244,8 +248,7 @@ check_writable (const struct cow_store *s)
   if (s->readonly)
     return store_error (s, EROFS, "the snapshot is read-only");
   if (s->failed)
-    return store_error (s, -s->failed, "the store has failed after an "
-                        "I/O error and accepts no more writes");
+    return store_failed_error (s, false);
   return check_valid (s);
 }
 

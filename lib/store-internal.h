@@ -66,6 +66,10 @@ struct cow_store {
   _Atomic int failed;           /* negative errno once a commit failed;
                                  * read without the lock on the write path */
   _Atomic bool valid;           /* header valid=1 */
+  /* A "no space" error was reported and nothing has succeeded since:
+   * later ones go to the debug log (commit.c, store_full_error).
+   */
+  _Atomic bool full_reported;
 
   pthread_mutex_t grow_lock;
 
@@ -132,5 +136,16 @@ extern int store_grow_for (struct cow_store *s, chunk_t chunks);
 
 /* commit.c */
 extern void store_note_write (struct cow_store *s);
+/* The error for a call on a failed store: "... accepts no more writes",
+ * or with durable "... nothing more can be made durable".
+ */
+extern int store_failed_error (const struct cow_store *s, bool durable);
+/* Report running out of space and return -ENOSPC: an error the first
+ * time, then debug messages until store_not_full, so a full store does
+ * not log once per request.
+ */
+extern int store_full_error (struct cow_store *s, const char *fs, ...)
+  __attribute__ ((format (printf, 2, 3)));
+extern void store_not_full (struct cow_store *s);
 
 #endif /* SNAPCOW_STORE_INTERNAL_H */

@@ -1,12 +1,15 @@
 /* recording-io.c: a cow_io that passes every op to an inner cow_io and
  * records it (see recording-io.h).  The ops the inner backend lacks
  * (grow, punch, extent) are absent here too, so the store behaves as
- * it would on the inner backend.
+ * it would on the inner backend.  reserve and cache are the exceptions:
+ * they can be switched on, reserve to stand for a filesystem with or
+ * without room.
  */
 #include <config.h>
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,6 +24,7 @@ struct recording_io {
   struct rec_op *v;
   size_t len, cap;
   unsigned sync_delay;
+  _Atomic int reserve_err;
 };
 
 #define REC(io) ((struct recording_io *) (io))
@@ -101,6 +105,20 @@ rec_extent (struct cow_io *io, uint64_t offset, uint64_t count,
   return inner->ops->extent (inner, offset, count, length, is_hole);
 }
 
+static int
+rec_reserve (struct cow_io *io, uint64_t offset, uint64_t count)
+{
+  record (io, REC_RESERVE, offset, count);
+  return -REC (io)->reserve_err;
+}
+
+static int
+rec_cache (struct cow_io *io, uint64_t offset, uint64_t count)
+{
+  record (io, REC_CACHE, offset, count);
+  return 0;
+}
+
 static void
 rec_close (struct cow_io *io)
 {
@@ -178,4 +196,17 @@ void
 recording_io_set_sync_delay (struct cow_io *io, unsigned usec)
 {
   REC (io)->sync_delay = usec;
+}
+
+void
+recording_io_set_reserve (struct cow_io *io, int err)
+{
+  REC (io)->reserve_err = err;
+  REC (io)->ops.reserve = rec_reserve;
+}
+
+void
+recording_io_set_cache (struct cow_io *io)
+{
+  REC (io)->ops.cache = rec_cache;
 }

@@ -11,7 +11,10 @@
 
 #include "io.h"
 
-enum rec_kind { REC_PREAD, REC_PWRITE, REC_SYNC, REC_GROW, REC_PUNCH };
+enum rec_kind {
+  REC_PREAD, REC_PWRITE, REC_SYNC, REC_GROW, REC_PUNCH, REC_RESERVE,
+  REC_CACHE
+};
 
 struct rec_op {
   enum rec_kind kind;
@@ -26,5 +29,12 @@ extern void recording_io_clear (struct cow_io *io);
 extern unsigned recording_io_count (struct cow_io *io, enum rec_kind kind);
 /* Sleep this long in every sync, to let concurrent commits pile up. */
 extern void recording_io_set_sync_delay (struct cow_io *io, unsigned usec);
+/* From now on the backend has a reserve op, as a file on a filesystem
+ * does: each call is recorded and returns -err (0: it succeeds), as if
+ * the filesystem had that much room.  May be called at any time.
+ */
+extern void recording_io_set_reserve (struct cow_io *io, int err);
+/* From now on the backend has a cache op that records each call. */
+extern void recording_io_set_cache (struct cow_io *io);
 
 #endif /* RECORDING_IO_H */

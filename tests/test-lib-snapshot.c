@@ -319,6 +319,8 @@ START_TEST (test_capped)
   ck_assert_int_eq (cow_snapshot_pwrite (f.s, buf, 10, 99 * 4096, false),
                     -ENOSPC);
   ck_assert_int_eq (cow_snapshot_zero (f.s, 10, 99 * 4096, false), -ENOSPC);
+  /* One message for the store becoming full, not one per request. */
+  ck_assert_uint_eq (f.m.errors, 1);
   cow_io_mem_data (f.cow, &size);
   ck_assert_uint_le (size, cap_chunks * 4096);
   /* Mapped chunks still take writes. */
