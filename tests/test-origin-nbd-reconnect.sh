@@ -13,6 +13,7 @@ set -e
 set -x
 requires qemu-nbd --version
 requires nbdsh --version
+requires nbdinfo --version
 
 d=$(mktemp -d /tmp/snapcow-reconnect.XXXXXX)
 cleanup_fn rm -rf "$d"
