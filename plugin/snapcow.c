@@ -402,12 +402,10 @@ open_existing_store (void)
    * served read-only rather than refused: -r is not known yet.
    */
   if (access (cow_path, W_OK) == -1) {
-    char why[256];
-
     cow_unwritable = true;
-    snprintf (why, sizeof why, "cannot be written (%m): serving it "
-              "read-only");
-    message (NULL, COW_MSG_WARNING, why);
+    /* A warning in the form message() gives lib/'s. */
+    nbdkit_error ("warning: %s: the COW store cannot be written (%m): "
+                  "serving it read-only", cow_path);
   }
   fd = open_file ("COW store", cow_path, cow_unwritable ? O_RDONLY : O_RDWR,
                   &st);
@@ -433,7 +431,7 @@ snapcow_get_ready (void)
     return -1;
   if (stat (cow_path, &st) == 0)
     return open_existing_store ();
-  if (errno != ENOENT) {
+  if (errno != ENOENT && errno != ENOTDIR) {
     nbdkit_error ("cannot stat the COW store %s: %m", cow_path);
     return -1;
   }
