@@ -221,7 +221,7 @@ run_op (struct cow_store *s, uint64_t origin_size, const uint8_t *op)
     break;
   case 6:
     memset (buf, 0, count);
-    if (cow_snapshot_zero (s, count, offset, false) == 0 &&
+    if (cow_snapshot_zero (s, count, offset, false, false) == 0 &&
         cow_snapshot_pread (s, back, count, offset) == 0 &&
         memcmp (buf, back, count) != 0) {
       fprintf (stderr, "fuzz: a zeroed range did not read back as zeroes\n");

@@ -190,10 +190,26 @@ extern int cow_snapshot_pread (struct cow_store *s, void *buf,
 extern int cow_snapshot_pwrite (struct cow_store *s, const void *buf,
                                 uint32_t count, uint64_t offset, bool fua);
 /* The range reads as zeroes afterwards.  Whole chunks are deallocated
- * in the COW file (punched) rather than written.
+ * in the COW file (punched) rather than written.  A chunk without an
+ * exception gets one unless the origin is a hole there.  With fast,
+ * -ENOTSUP, before doing anything, if part of a chunk would have to be
+ * copied from the origin (the NBD fast-zero contract).
  */
 extern int cow_snapshot_zero (struct cow_store *s, uint32_t count,
+                              uint64_t offset, bool fua, bool fast);
+/* Discard, as the kernel's discard_zeroes_cow: chunks with exceptions
+ * are punched in the COW file over the range (reading as zeroes there,
+ * their records kept); chunks without one are left alone and still
+ * read from the origin.  Allocates nothing.
+ */
+extern int cow_snapshot_trim (struct cow_store *s, uint32_t count,
                               uint64_t offset, bool fua);
+/* Prefetch the range from where each part lives: the COW chunk for
+ * chunks with exceptions, the origin for the rest (the backends' cache
+ * op; nothing where it is NULL).
+ */
+extern int cow_snapshot_cache (struct cow_store *s, uint32_t count,
+                               uint64_t offset);
 
 /* Block status.  Calls add(opaque, offset, length, is_zero) for
  * consecutive extents covering at least [offset, offset+1) and at most

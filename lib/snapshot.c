@@ -1,5 +1,6 @@
 /* snapshot.c: the snapshot as a block device: reads, copy-on-write
- * writes, zeroes and block status over any range, chunk by chunk.
+ * writes, zeroes, trims, prefetches and block status over any range,
+ * chunk by chunk.
  *
  * Hot path: a chunk with an exception costs one lock-free lookup and
  * goes straight to its COW chunk; runs of such chunks that are
@@ -12,6 +13,13 @@
  * through it, so nothing is lost and no chunk is allocated twice.  The
  * exception becomes visible only after the chunk's data is written, so
  * a reader sees the origin or the full copy, never a half-made chunk.
+ *
+ * Zero and trim differ as in the kernel's discard_zeroes_cow: a zeroed
+ * range reads as zeroes afterwards (the NBD protocol promises it), so a
+ * chunk without an exception over origin data gets one; a trim only
+ * gives back space, so it punches the chunks that have exceptions
+ * (they then read as zeroes, their records stay) and leaves the others
+ * reading from the origin.  Neither ever removes a record.
  */
 #include <config.h>
 
@@ -292,13 +300,41 @@ origin_is_hole (struct cow_store *s, uint64_t offset, uint64_t count)
     && hole && len >= count;
 }
 
+/* True if zeroing the range would copy origin data into a new chunk:
+ * part of a chunk without an exception, where the origin is not a hole.
+ * Exceptions are never removed, so the answer can only become false
+ * while the zero runs, never true.
+ */
+static bool
+zero_needs_copy (struct cow_store *s, uint32_t count, uint64_t offset)
+{
+  while (count > 0) {
+    struct piece pc = piece_at (s, offset, count);
+    chunk_t nc;
+
+    if (!(pc.in == 0 && pc.n == chunk_valid_bytes (s, pc.chunk)) &&
+        !cow_store_lookup (s, pc.chunk, &nc) &&
+        !origin_is_hole (s, offset, pc.n))
+      return true;
+    offset += pc.n;
+    count -= pc.n;
+  }
+  return false;
+}
+
 int
 cow_snapshot_zero (struct cow_store *s, uint32_t count, uint64_t offset,
-                   bool fua)
+                   bool fua, bool fast)
 {
   int r = check_writable (s) ?: check_range (s, count, offset);
   bool copied = false;
 
+  if (r == 0 && fast && zero_needs_copy (s, count, offset)) {
+    /* Not an error: the client falls back to writing zeroes. */
+    store_message (s, COW_MSG_DEBUG, "fast zero of %" PRIu32 " bytes at %"
+                   PRIu64 " would copy from the origin", count, offset);
+    return -ENOTSUP;
+  }
   while (r == 0 && count > 0) {
     struct piece pc = piece_at (s, offset, count);
     chunk_t nc;
@@ -314,6 +350,73 @@ cow_snapshot_zero (struct cow_store *s, uint32_t count, uint64_t offset,
     count -= pc.n;
   }
   return finish (s, r, fua, copied);
+}
+
+/* Deallocate n bytes at `at` in the COW device, which then read as
+ * zeroes; without a punch op, write zeroes a chunk at a time.
+ */
+static int
+punch_cow (struct cow_store *s, uint64_t n, uint64_t at)
+{
+  int r = 0;
+
+  if (s->cow->ops->punch)
+    return zero_cow (s, n, at);
+  while (r == 0 && n > 0) {
+    uint64_t len = n < s->chunk_bytes ? n : s->chunk_bytes;
+
+    r = write_cow (s, s->zero_chunk, len, at);
+    at += len;
+    n -= len;
+  }
+  return r;
+}
+
+int
+cow_snapshot_trim (struct cow_store *s, uint32_t count, uint64_t offset,
+                   bool fua)
+{
+  int r = check_writable (s) ?: check_range (s, count, offset);
+
+  while (r == 0 && count > 0) {
+    struct piece pc = piece_at (s, offset, count);
+    chunk_t nc = 0;
+    bool mapped = cow_store_lookup (s, pc.chunk, &nc);
+    uint64_t n = run_length (s, offset, count, mapped, pc.chunk, nc);
+
+    if (mapped)
+      r = punch_cow (s, n, chunk_offset (s, nc) + pc.in);
+    offset += n;
+    count -= n;
+  }
+  return finish (s, r, fua, false);
+}
+
+int
+cow_snapshot_cache (struct cow_store *s, uint32_t count, uint64_t offset)
+{
+  int r = check_valid (s) ?: check_range (s, count, offset);
+
+  if (s->cow->ops->cache == NULL && s->origin->ops->cache == NULL)
+    return r;
+  while (r == 0 && count > 0) {
+    struct piece pc = piece_at (s, offset, count);
+    chunk_t nc = 0;
+    bool mapped = cow_store_lookup (s, pc.chunk, &nc);
+    uint64_t n = run_length (s, offset, count, mapped, pc.chunk, nc);
+    struct cow_io *io = mapped ? s->cow : s->origin;
+    uint64_t at = mapped ? chunk_offset (s, nc) + pc.in : offset;
+
+    if (io->ops->cache) {
+      r = io->ops->cache (io, at, n);
+      if (r < 0)
+        return io_failed (s, r, "cannot prefetch",
+                          mapped ? "COW store" : "origin", at);
+    }
+    offset += n;
+    count -= n;
+  }
+  return r;
 }
 
 int

@@ -575,6 +575,15 @@ snapcow_can_zero (void *handle)
   return 1;
 }
 
+/* A fast zero fails with ENOTSUP where it would copy from the origin
+ * (lib/snapshot.c decides before doing anything).
+ */
+static int
+snapcow_can_fast_zero (void *handle)
+{
+  return 1;
+}
+
 static int
 snapcow_can_extents (void *handle)
 {
@@ -610,17 +619,21 @@ snapcow_pwrite (void *handle, const void *buf, uint32_t count,
 static int
 snapcow_zero (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
+  /* NBDKIT_FLAG_MAY_TRIM changes nothing: whole chunks are punched
+   * anyway.
+   */
   return result (cow_snapshot_zero (store, count, offset,
-                                    flags & NBDKIT_FLAG_FUA));
+                                    flags & NBDKIT_FLAG_FUA,
+                                    flags & NBDKIT_FLAG_FAST_ZERO));
 }
 
 static int
 snapcow_trim (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  /* A trimmed range of a snapshot reads as zeroes: the origin's data
-   * must not show through again.
+  /* As the kernel's discard: frees the space of copied chunks, never
+   * allocates (a trimmed range's contents are unspecified in NBD).
    */
-  return result (cow_snapshot_zero (store, count, offset,
+  return result (cow_snapshot_trim (store, count, offset,
                                     flags & NBDKIT_FLAG_FUA));
 }
 
@@ -670,6 +683,7 @@ static struct nbdkit_plugin plugin = {
   .can_flush         = snapcow_can_flush,
   .can_trim          = snapcow_can_trim,
   .can_zero          = snapcow_can_zero,
+  .can_fast_zero     = snapcow_can_fast_zero,
   .can_extents       = snapcow_can_extents,
   .pread             = snapcow_pread,
   .pwrite            = snapcow_pwrite,

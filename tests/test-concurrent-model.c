@@ -6,7 +6,11 @@
  * new and already copied), some with FUA, and submits all of them at
  * once with nbd_aio_* spread over the connections; then waits for all.
  * Flushes come between rounds.  Since requests in flight never overlap,
- * the model is exact.  The whole image is compared now and then, at the
+ * the model is exact.  A trim zeroes only chunks already copied (the
+ * kernel's discard_zeroes_cow) and leaves the others reading from the
+ * origin, so a round never trims part of a chunk that was not copied
+ * before the round while another request of the round touches it:
+ * which came first would decide what the chunk reads.  The whole image is compared now and then, at the
  * end, and after a clean stop and a restart.
  */
 #include <config.h>
@@ -28,8 +32,12 @@
 #define PER_ROUND 40
 #define WINDOW    (24 * CHUNK)
 
+#define CHUNKS    (SIZE / CHUNK + 1)
+#define WCHUNKS   (WINDOW / CHUNK + 2)
+
 static struct test_server srv;
 static unsigned char *model;
+static bool mapped[CHUNKS];     /* has an exception, as of the round */
 static int failures;
 
 struct op {
@@ -103,6 +111,9 @@ main (void)
   for (int round = 0; round < ROUNDS; round++) {
     uint64_t base = prng_next (&seed) % (SIZE - WINDOW / 2);
     uint64_t end = base + WINDOW < SIZE ? base + WINDOW : SIZE;
+    uint64_t c0 = base / CHUNK;
+    /* Chunks of the window touched this round by a trim, by others. */
+    bool by_trim[WCHUNKS] = { false }, by_other[WCHUNKS] = { false };
     int n = 0;
 
     for (int tries = 0; n < PER_ROUND && tries < 400; tries++) {
@@ -126,15 +137,44 @@ main (void)
       ops[n].len = len;
       ops[n].kind = prng_next (&seed) % 10 < 7 ? 0 : 1 + prng_next (&seed) % 2;
       ops[n].buf = NULL;
+      {
+        bool *mine = ops[n].kind == 2 ? by_trim : by_other;
+        bool *theirs = ops[n].kind == 2 ? by_other : by_trim;
+        bool racy = false;
+
+        for (uint64_t c = off / CHUNK; c <= (off + len - 1) / CHUNK; c++)
+          racy |= !mapped[c] && theirs[c - c0];
+        if (racy)
+          continue;
+        for (uint64_t c = off / CHUNK; c <= (off + len - 1) / CHUNK; c++)
+          mine[c - c0] = true;
+      }
       if (ops[n].kind == 0) {
         ops[n].buf = malloc (len);
         prng_fill (&seed, ops[n].buf, len);
         memcpy (model + off, ops[n].buf, len);
       }
-      else
+      else if (ops[n].kind == 1)
         memset (model + off, 0, len);
+      else {
+        for (uint64_t o = off; o < off + len; ) {
+          uint64_t e = (o / CHUNK + 1) * CHUNK;
+
+          if (e > off + len)
+            e = off + len;
+          if (mapped[o / CHUNK])
+            memset (model + o, 0, e - o);
+          o = e;
+        }
+      }
       n++;
     }
+    /* Writes and zeroes copy chunks (a zero over the origin's hole may
+     * not, but such a chunk reads as zeroes either way).
+     */
+    for (int i = 0; i < WCHUNKS; i++)
+      if (by_other[i] && c0 + i < CHUNKS)
+        mapped[c0 + i] = true;
 
     for (int i = 0; i < n; i++) {
       struct nbd_handle *hh = h[i % CONNS];

@@ -577,7 +577,7 @@ START_TEST (test_fault_mapped_write)
   memset (buf, 'z', sizeof buf);
   ck_assert_int_eq (cow_snapshot_pwrite (f.s, buf, 512, f.old[0] * CB,
                                          false), -EIO);
-  ck_assert_int_eq (cow_snapshot_zero (f.s, CB, f.old[0] * CB, false),
+  ck_assert_int_eq (cow_snapshot_zero (f.s, CB, f.old[0] * CB, false, false),
                     -EIO);
   d = cow_io_mem_data (f.mem, &size);
   assert_bytes (d + f.new[0] * CB, before, CB,

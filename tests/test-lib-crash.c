@@ -382,7 +382,7 @@ run (uint64_t seed, uint32_t chunk_sectors, const uint8_t *origin_data,
         n = MAX_WRITE_SECTORS;
       if (r < flush_pct + 4) {
         /* Zero (whole mapped chunks are punched). */
-        w = cow_snapshot_zero (s, n * 512, first * 512, fua);
+        w = cow_snapshot_zero (s, n * 512, first * 512, fua, false);
         note_write (&m, first, n, ZERO_V);
       }
       else {

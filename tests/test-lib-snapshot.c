@@ -15,6 +15,7 @@
 
 #include <check.h>
 
+#include "recording-io.h"
 #include "test-lib-util.h"
 
 #define ORIGIN_SEED 1
@@ -115,7 +116,7 @@ sw (struct fix *f, uint64_t off, uint64_t len, uint32_t seed)
 static void
 sz (struct fix *f, uint64_t off, uint64_t len)
 {
-  ck_assert_msg (cow_snapshot_zero (f->s, len, off, false) == 0,
+  ck_assert_msg (cow_snapshot_zero (f->s, len, off, false, false) == 0,
                  "zero of %" PRIu64 " at %" PRIu64 ": %s", len, off,
                  f->m.last_error);
   memset (f->model + off, 0, len);
@@ -214,7 +215,8 @@ START_TEST (test_partial_last_chunk)
                     -EINVAL);
   ck_assert_int_eq (cow_snapshot_pwrite (f.s, buf, 1, last + tail, false),
                     -EINVAL);
-  ck_assert_int_eq (cow_snapshot_zero (f.s, 1, last + tail, false), -EINVAL);
+  ck_assert_int_eq (cow_snapshot_zero (f.s, 1, last + tail, false, false),
+                    -EINVAL);
   ck_assert_ptr_nonnull (strstr (f.m.last_error, "past the end"));
   f.m.errors = 0;
   verify (&f, "after refused requests");
@@ -247,6 +249,158 @@ START_TEST (test_zero)
   sz (&f, 0, f.size);                   /* everything */
   verify (&f, "all zero");
   reopen (&f);
+  fix_close (&f);
+}
+END_TEST
+
+static unsigned
+cow_count (struct fix *f, bool punches)
+{
+  struct cow_io_mem_counts c;
+
+  cow_io_mem_counts (f->cow, &c);
+  return punches ? c.punch : c.pwrite;
+}
+
+static uint64_t
+records (struct fix *f)
+{
+  struct cow_usage u;
+
+  cow_store_usage (f->s, &u);
+  return u.records;
+}
+
+static void
+st (struct fix *f, uint64_t off, uint64_t len)
+{
+  ck_assert_msg (cow_snapshot_trim (f->s, len, off, false) == 0,
+                 "trim of %" PRIu64 " at %" PRIu64 ": %s", len, off,
+                 f->m.last_error);
+}
+
+/* Trim, as the kernel's discard_zeroes_cow: nothing for chunks without
+ * an exception (no record, no write; the origin still shows), a punch
+ * for those with one (zeroes, the record kept).
+ */
+START_TEST (test_trim)
+{
+  struct fix f;
+  uint64_t cb;
+  unsigned writes, punches;
+
+  fix_open (&f, sizes[_i], 40 * t_chunk_bytes (sizes[_i]) + 300, 0, 0);
+  cb = f.cb;
+  sw (&f, 2 * cb, 4 * cb, 2);           /* chunks 2..5 mapped */
+  sw (&f, 40 * cb + 10, 20, 3);         /* the last partial chunk */
+  ck_assert_uint_eq (records (&f), 5);
+  writes = cow_count (&f, false);
+  punches = cow_count (&f, true);
+  st (&f, 0, f.size);                   /* a whole never-written region */
+  st (&f, 7 * cb + 5, 3 * cb);
+  memset (f.model + 2 * cb, 0, 4 * cb);
+  memset (f.model + 40 * cb, 0, 300);
+  verify (&f, "trim everything");
+  ck_assert_uint_eq (records (&f), 5);
+  /* Chunks 2..5 are contiguous in the store: one punch, and one for
+   * the last chunk; nothing written.
+   */
+  ck_assert_uint_eq (cow_count (&f, false), writes);
+  ck_assert_uint_eq (cow_count (&f, true), punches + 2);
+  sw (&f, 3 * cb + 7, 100, 4);          /* write into a trimmed chunk */
+  sw (&f, 11 * cb, cb, 5);
+  st (&f, 11 * cb + 100, 50);           /* part of a mapped chunk */
+  memset (f.model + 11 * cb + 100, 0, 50);
+  st (&f, 12 * cb + 100, 50);           /* part of an unmapped one */
+  ck_assert_uint_eq (records (&f), 6);
+  verify (&f, "partial trims");
+  ck_assert_int_eq (cow_snapshot_trim (f.s, 1, f.size, false), -EINVAL);
+  f.m.errors = 0;
+  reopen (&f);
+  ck_assert_uint_eq (records (&f), 6);
+  fix_close (&f);
+}
+END_TEST
+
+/* A fast zero fails with -ENOTSUP, having done nothing, where it would
+ * copy part of a chunk from the origin; elsewhere it zeroes.
+ */
+START_TEST (test_fast_zero)
+{
+  struct fix f;
+  uint64_t cb;
+  unsigned writes;
+
+  fix_open (&f, 8, 20 * 4096, 0, 0);
+  cb = f.cb;
+  sw (&f, 2 * cb, 2 * cb, 2);           /* chunks 2, 3 mapped */
+  writes = cow_count (&f, false);
+  ck_assert_int_eq (cow_snapshot_zero (f.s, 10, 5 * cb + 1, false, true),
+                    -ENOTSUP);
+  /* Mapped then partial unmapped: refused before the mapped part. */
+  ck_assert_int_eq (cow_snapshot_zero (f.s, 2 * cb + 10, 2 * cb, false,
+                                       true), -ENOTSUP);
+  ck_assert_uint_eq (cow_count (&f, false), writes);
+  ck_assert_uint_eq (records (&f), 2);
+  ck_assert_uint_eq (f.m.errors, 0);
+  verify (&f, "refused fast zeroes");
+  /* Parts of mapped chunks and whole unmapped ones need no copy. */
+  ck_assert_int_eq (cow_snapshot_zero (f.s, 100, 2 * cb + 7, false, true), 0);
+  memset (f.model + 2 * cb + 7, 0, 100);
+  ck_assert_int_eq (cow_snapshot_zero (f.s, 3 * cb, 3 * cb, false, true), 0);
+  memset (f.model + 3 * cb, 0, 3 * cb);
+  ck_assert_uint_eq (records (&f), 4);
+  verify (&f, "fast zeroes");
+  /* Without the flag the copy is made. */
+  sz (&f, 9 * cb + 1, 10);
+  ck_assert_uint_eq (records (&f), 5);
+  verify (&f, "slow zero");
+  reopen (&f);
+  fix_close (&f);
+}
+END_TEST
+
+/* cow_snapshot_cache prefetches each run where it lives. */
+START_TEST (test_cache)
+{
+  struct fix f;
+  struct cow_io *rc, *ro;
+  struct cow_store *s;
+  struct rec_op *ops;
+  size_t n;
+  uint64_t cb;
+
+  fix_open (&f, 8, 20 * 4096, 0, 0);
+  cb = f.cb;
+  sw (&f, 4 * cb, 2 * cb, 2);           /* chunks 4, 5 -> 2, 3 */
+  ck_assert_int_eq (cow_store_close (f.s), 0);
+  f.s = NULL;
+  rc = recording_io_new (f.cow);
+  ro = recording_io_new (f.origin);
+  ck_assert_int_eq (cow_store_open (rc, ro, &f.p, &s), 0);
+  /* No cache op anywhere: nothing to do. */
+  ck_assert_int_eq (cow_snapshot_cache (s, 10 * cb, 0), 0);
+  recording_io_set_cache (rc);
+  recording_io_set_cache (ro);
+  recording_io_clear (rc);
+  recording_io_clear (ro);
+  ck_assert_int_eq (cow_snapshot_cache (s, 5 * cb, 2 * cb + 100), 0);
+  n = recording_io_log (ro, &ops);
+  ck_assert_uint_eq (n, 2);
+  ck_assert (ops[0].kind == REC_CACHE && ops[0].offset == 2 * cb + 100 &&
+             ops[0].length == 2 * cb - 100);
+  ck_assert (ops[1].kind == REC_CACHE && ops[1].offset == 6 * cb &&
+             ops[1].length == cb + 100);
+  free (ops);
+  n = recording_io_log (rc, &ops);
+  ck_assert_uint_eq (n, 1);
+  ck_assert (ops[0].kind == REC_CACHE && ops[0].offset == 2 * cb &&
+             ops[0].length == 2 * cb);
+  free (ops);
+  ck_assert_int_eq (cow_snapshot_cache (s, 1, f.size), -EINVAL);
+  ck_assert_int_eq (cow_store_close (s), 0);
+  cow_io_close (rc);
+  cow_io_close (ro);
   fix_close (&f);
 }
 END_TEST
@@ -318,7 +472,8 @@ START_TEST (test_capped)
   ck_assert_ptr_nonnull (strstr (f.m.last_error, "full"));
   ck_assert_int_eq (cow_snapshot_pwrite (f.s, buf, 10, 99 * 4096, false),
                     -ENOSPC);
-  ck_assert_int_eq (cow_snapshot_zero (f.s, 10, 99 * 4096, false), -ENOSPC);
+  ck_assert_int_eq (cow_snapshot_zero (f.s, 10, 99 * 4096, false, false),
+                    -ENOSPC);
   /* One message for the store becoming full, not one per request. */
   ck_assert_uint_eq (f.m.errors, 1);
   cow_io_mem_data (f.cow, &size);
@@ -383,7 +538,7 @@ START_TEST (test_fua)
   cow_store_usage (f.s, &u);
   ck_assert_uint_eq (u.records, 1);
   ck_assert_uint_eq (u.pending, 0);
-  ck_assert_int_eq (cow_snapshot_zero (f.s, 4096, 3 * 4096, true), 0);
+  ck_assert_int_eq (cow_snapshot_zero (f.s, 4096, 3 * 4096, true, false), 0);
   memset (f.model + 3 * 4096, 0, 4096);
   cow_store_usage (f.s, &u);
   ck_assert_uint_eq (u.pending, 0);
@@ -534,6 +689,9 @@ snapshot_suite (void)
   tcase_add_loop_test (tc, test_whole_chunk_no_origin_read, 0, 3);
   tcase_add_loop_test (tc, test_partial_last_chunk, 0, 15);
   tcase_add_loop_test (tc, test_zero, 0, 3);
+  tcase_add_loop_test (tc, test_trim, 0, 3);
+  tcase_add_test (tc, test_fast_zero);
+  tcase_add_test (tc, test_cache);
   tcase_add_test (tc, test_many_areas);
   tcase_add_test (tc, test_fua);
   tcase_add_test (tc, test_extents);
