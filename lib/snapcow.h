@@ -180,6 +180,13 @@ extern int cow_store_commit (struct cow_store *s);
 extern int cow_store_invalidate (struct cow_store *s);
 
 extern void cow_store_usage (struct cow_store *s, struct cow_usage *u);
+/* The usage as the kernel's `dmsetup status` prints it for the store:
+ * "allocated/total metadata" in sectors, or "Invalid".  buf holds at
+ * least COW_USAGE_STATUS_LEN bytes, which always fits the line.
+ */
+#define COW_USAGE_STATUS_LEN 64
+extern void cow_usage_status (const struct cow_usage *u, char *buf,
+                              size_t len);
 
 /* The snapshot as a block device of cow_store_origin_size bytes.
  * Requests may have any length and alignment within the device.  With

@@ -1,8 +1,12 @@
 /* usage.c: the store's usage, in the units of the kernel's status line
- * (cow-format.md, "Usage figures").  metadata counts the areas that are
+ * (cow-format.md, "Usage figures"), and that line itself, for the tool
+ * and the plugin's export description.  metadata counts the areas that are
  * on disk, so pending records do not move it until they are committed.
  */
 #include <config.h>
+
+#include <inttypes.h>
+#include <stdio.h>
 
 #include "store-internal.h"
 
@@ -23,4 +27,17 @@ cow_store_usage (struct cow_store *s, struct cow_usage *u)
   u->records = s->records;
   u->pending = s->pending.len;
   u->valid = s->valid;
+}
+
+void
+cow_usage_status (const struct cow_usage *u, char *buf, size_t len)
+{
+  /* The kernel's snapshot_status prints "Invalid" for an invalidated
+   * snapshot and the three figures otherwise.
+   */
+  if (!u->valid)
+    snprintf (buf, len, "Invalid");
+  else
+    snprintf (buf, len, "%" PRIu64 "/%" PRIu64 " %" PRIu64,
+              u->allocated_sectors, u->total_sectors, u->metadata_sectors);
 }

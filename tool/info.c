@@ -44,9 +44,25 @@ struct facts {
   bool have_counts;
 };
 
+/* The usage line as the kernel's dmsetup status prints it. */
+static void
+usage_line (const struct facts *f, char *buf, size_t len)
+{
+  struct cow_usage u = {
+    .allocated_sectors = f->n.allocated_sectors,
+    .total_sectors = f->n.total_sectors,
+    .metadata_sectors = f->n.metadata_sectors,
+    .valid = strcmp (f->status, "valid") == 0,
+  };
+
+  cow_usage_status (&u, buf, len);
+}
+
 static void
 print_text (const char *path, const struct facts *f)
 {
+  char line[COW_USAGE_STATUS_LEN];
+
   printf ("file: %s\n", path);
   printf ("in_use: %s\n", f->in_use ? "yes" : "no");
   if (strcmp (f->status, "new") == 0) {
@@ -68,17 +84,15 @@ print_text (const char *path, const struct facts *f)
     printf ("next_free_chunk: %" PRIu64 "\n", f->n.next_free);
     printf ("size: %" PRIu64 "\n", f->n.size);
   }
-  if (strcmp (f->status, "valid") == 0)
-    printf ("usage: %" PRIu64 "/%" PRIu64 " %" PRIu64 "\n",
-            f->n.allocated_sectors, f->n.total_sectors,
-            f->n.metadata_sectors);
-  else
-    printf ("usage: Invalid\n");
+  usage_line (f, line, sizeof line);
+  printf ("usage: %s\n", line);
 }
 
 static void
 print_json (const char *path, const struct facts *f)
 {
+  char line[COW_USAGE_STATUS_LEN];
+
   printf ("{\n  \"file\": ");
   json_string (stdout, path);
   printf (",\n  \"status\": \"%s\"", f->status);
@@ -101,12 +115,10 @@ print_json (const char *path, const struct facts *f)
             f->n.records, f->n.areas, f->n.next_free, f->n.size,
             f->n.allocated_sectors, f->n.total_sectors,
             f->n.metadata_sectors);
-  if (strcmp (f->status, "valid") == 0)
-    printf (",\n  \"usage\": \"%" PRIu64 "/%" PRIu64 " %" PRIu64 "\"",
-            f->n.allocated_sectors, f->n.total_sectors,
-            f->n.metadata_sectors);
-  else if (strcmp (f->status, "Invalid") == 0)
-    printf (",\n  \"usage\": \"Invalid\"");
+  if (strcmp (f->status, "new") != 0) {
+    usage_line (f, line, sizeof line);
+    printf (",\n  \"usage\": \"%s\"", line);
+  }
   printf ("\n}\n");
 }
 
