@@ -3,7 +3,8 @@
  * A regular file can grow (ftruncate) and punch holes (fallocate); a
  * block device has a fixed size and zeroes ranges with BLKZEROOUT, or
  * with written zeroes where that fails.  sync is fdatasync, which also
- * makes a grown file's new size durable.
+ * makes a grown file's new size durable.  cache is readahead
+ * (posix_fadvise WILLNEED).
  *
  * probe asks libblkid, util-linux's signature probe (the one wipefs and
  * mkfs use), whether the device holds a filesystem, partition table or
@@ -286,6 +287,17 @@ fd_block_size (struct cow_io *io, uint32_t *bytes)
   return 0;
 }
 
+/* Prefetch: the kernel starts reading the range into the page cache
+ * and the call returns at once (readahead).  Advice, so nothing is
+ * lost where the kernel ignores it.
+ */
+static int
+fd_cache (struct cow_io *io, uint64_t offset, uint64_t count)
+{
+  /* posix_fadvise returns the error instead of setting errno. */
+  return -posix_fadvise (FD (io)->fd, offset, count, POSIX_FADV_WILLNEED);
+}
+
 static void
 fd_close (struct cow_io *io)
 {
@@ -305,6 +317,7 @@ static const struct cow_io_ops fd_ops = {
   .reserve = fd_reserve,
   .probe = fd_probe,
   .block_size = fd_block_size,
+  .cache = fd_cache,
   .close = fd_close,
 };
 
