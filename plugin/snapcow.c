@@ -590,6 +590,34 @@ snapcow_can_extents (void *handle)
   return 1;
 }
 
+/* Prefetch from where each chunk lives (lib/snapshot.c), so that
+ * nbdkit's readahead filter and clients' NBD_CMD_CACHE reach the
+ * files.
+ */
+static int
+snapcow_can_cache (void *handle)
+{
+  return NBDKIT_CACHE_NATIVE;
+}
+
+/* What nbdinfo shows: both files, the chunk size, and the usage line as
+ * dmsetup status would print it, as of the connection.
+ */
+static const char *
+snapcow_export_description (void *handle)
+{
+  char line[COW_USAGE_STATUS_LEN];
+  struct cow_usage u;
+
+  cow_store_usage (store, &u);
+  cow_usage_status (&u, line, sizeof line);
+  return nbdkit_printf_intern ("snapshot of %s, COW store %s, chunk size "
+                               "%" PRIu64 ", usage %s", origin_path,
+                               cow_path,
+                               (uint64_t) u.chunk_sectors * COW_SECTOR_SIZE,
+                               line);
+}
+
 /* lib/ returns a negative errno; nbdkit wants -1 and the errno. */
 static int
 result (int r)
@@ -635,6 +663,12 @@ snapcow_trim (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
    */
   return result (cow_snapshot_trim (store, count, offset,
                                     flags & NBDKIT_FLAG_FUA));
+}
+
+static int
+snapcow_cache (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
+{
+  return result (cow_snapshot_cache (store, count, offset));
 }
 
 static int
@@ -685,10 +719,13 @@ static struct nbdkit_plugin plugin = {
   .can_zero          = snapcow_can_zero,
   .can_fast_zero     = snapcow_can_fast_zero,
   .can_extents       = snapcow_can_extents,
+  .can_cache         = snapcow_can_cache,
+  .export_description = snapcow_export_description,
   .pread             = snapcow_pread,
   .pwrite            = snapcow_pwrite,
   .zero              = snapcow_zero,
   .trim              = snapcow_trim,
+  .cache             = snapcow_cache,
   .flush             = snapcow_flush,
   .extents           = snapcow_extents,
   .errno_is_preserved = 0,
