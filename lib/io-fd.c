@@ -1,9 +1,11 @@
 /* io-fd.c: the I/O backend over a file or block device.
  *
- * A regular file can grow (ftruncate) and punch holes (fallocate); a
- * block device has a fixed size and zeroes ranges with BLKZEROOUT, or
- * with written zeroes where that fails.  sync is fdatasync, which also
- * makes a grown file's new size durable.  cache is readahead
+ * A regular file can grow (ftruncate), reserve space for chunks it
+ * will write (fallocate, so that the writes cannot meet a full
+ * filesystem) and punch holes (fallocate); a block device has a fixed
+ * size and zeroes ranges with BLKZEROOUT, or with written zeroes where
+ * that fails.  sync is fdatasync, which also makes a grown file's new
+ * size durable.  cache is readahead
  * (posix_fadvise WILLNEED).
  *
  * probe asks libblkid, util-linux's signature probe (the one wipefs and
