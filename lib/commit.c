@@ -225,7 +225,8 @@ requeue (struct cow_store *s, struct pending *batch)
     batch->v = v;
     batch->cap = len;
   }
-  memcpy (batch->v + batch->len, p->v, p->len * sizeof *p->v);
+  if (p->len)                   /* p->v may be NULL */
+    memcpy (batch->v + batch->len, p->v, p->len * sizeof *p->v);
   batch->len = len;
   free (p->v);
   *p = *batch;
