@@ -8,7 +8,8 @@
  *   s->commit_lock   the group-commit state (committing, tickets); never
  *                    held over I/O.  The thread that set `committing`
  *                    owns the area state below until it clears it.
- *   s->grow_lock     held over growing the COW file.
+ *   s->grow_lock     held over growing the COW file and reserving
+ *                    space in it; guards reserved_to.
  *   s->lock          table inserts, next_free, dev_chunks, the pending
  *                    batch, failed; never held over I/O.
  */
@@ -72,6 +73,8 @@ struct cow_store {
   _Atomic bool full_reported;
 
   pthread_mutex_t grow_lock;
+  chunk_t reserved_to;          /* chunks from next_free at open up to
+                                 * here have their space reserved */
 
   /* s->commit_lock */
   pthread_mutex_t commit_lock;
