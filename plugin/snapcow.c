@@ -403,9 +403,13 @@ open_existing_store (void)
    */
   if (access (cow_path, W_OK) == -1) {
     cow_unwritable = true;
-    /* A warning in the form message() gives lib/'s. */
-    nbdkit_error ("warning: %s: the COW store cannot be written (%m): "
-                  "serving it read-only", cow_path);
+    /* A warning in the form message() gives lib/'s.  strerrordesc_np,
+     * not %m: a server that logged a translated error can hang in
+     * exit() under a preloaded libasan (tests/functions.sh.in,
+     * nbdkit_fails), and this one goes on serving.
+     */
+    nbdkit_error ("warning: %s: the COW store cannot be written (%s): "
+                  "serving it read-only", cow_path, strerrordesc_np (errno));
   }
   fd = open_file ("COW store", cow_path, cow_unwritable ? O_RDONLY : O_RDWR,
                   &st);
