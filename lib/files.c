@@ -25,9 +25,11 @@ cow_new_store_mode (const struct stat *origin)
 {
   /* A store holds copies of the origin's chunks, so it may be read by
    * no one who may not read the origin; and it is never executable or
-   * writable by others, whatever the origin allows.
+   * writable by others, whatever the origin allows.  Its owner, who
+   * made it, always gets read and write: a golden image is often 0444,
+   * and a store its owner cannot write after a restart is useless.
    */
   if (origin == NULL)
     return 0600;
-  return origin->st_mode & 0644;
+  return (origin->st_mode & 0044) | 0600;
 }

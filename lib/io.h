@@ -117,9 +117,10 @@ extern int cow_lock_fd (int fd, bool exclusive);
  */
 struct stat;
 extern bool cow_same_file (const struct stat *a, const struct stat *b);
-/* The mode to create a new store with: the origin's read and write
- * bits, never wider than 0644; 0600 when there is no origin (NULL).
- * The caller's umask still applies.
+/* The mode to create a new store with: read and write for its owner,
+ * and the origin's read bits for group and others (so never wider than
+ * 0644); 0600 when there is no origin (NULL).  The caller's umask still
+ * applies.
  */
 extern unsigned cow_new_store_mode (const struct stat *origin);
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test-store-mode.sh: a new store gets no more permission than its
-# origin: the origin's read and write bits, never wider than 0644 (and
-# less the umask); 0600 for an origin on an NBD server.  The store holds
+# origin: read-write for its owner and the origin's read bits for group
+# and others, never wider than 0644 (and less the umask); 0600 for an origin on an NBD server.  The store holds
 # copies of the origin's data, so a private origin stays private.
 
 source ./functions.sh
@@ -34,6 +34,9 @@ chmod 0640 $d/origin; test "$(new_store)" = 640
 chmod 0666 $d/origin; test "$(new_store)" = 644
 chmod 0604 $d/origin; test "$(new_store)" = 604
 chmod 0755 $d/origin; test "$(new_store)" = 644
+# A read-only golden image: the owner may still write the store.
+chmod 0444 $d/origin; test "$(new_store)" = 644
+chmod 0400 $d/origin; test "$(new_store)" = 600
 
 # An origin on an NBD server has no mode: 0600.
 chmod 0644 $d/origin

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test-tool-create-mode.sh: the mode of a file snapcow create makes.  A
 # store holds copies of the origin's data, so it gets the origin's read
-# and write bits (--origin), never wider than 0644, or 0600 without an
-# origin; the umask still applies; an existing file keeps its mode; and
+# bits for group and others and read-write for its owner (--origin),
+# never wider than 0644, or 0600 without an origin; the umask still applies; an existing file keeps its mode; and
 # an origin that is the store itself is refused.
 source ./functions.sh
 set -e
@@ -23,7 +23,7 @@ truncate -s 1M $d/origin
 snapcow_tool create $d/none.cow
 test "$(mode $d/none.cow)" = 600
 
-for m in 640:640 666:644 755:644 600:600 444:444 604:604; do
+for m in 640:640 666:644 755:644 600:600 444:644 400:600 604:604; do
     chmod ${m%:*} $d/origin
     snapcow_tool create --origin=$d/origin $d/o${m%:*}.cow
     test "$(mode $d/o${m%:*}.cow)" = ${m#*:}
