@@ -49,7 +49,7 @@ exact ()
     fi
 }
 
-# getopt's own messages (create's) in English.
+# Messages in English, whatever the locale.
 export LC_ALL=C
 
 expect 2 "Usage: snapcow COMMAND"
@@ -114,7 +114,12 @@ exact 2 "snapcow create: unrecognized option '--frob'|Try 'snapcow create --help
       create --frob "$d/new.cow"
 exact 2 "snapcow create: option '--size' requires an argument|Try 'snapcow create --help'." \
       create "$d/new.cow" --size
-expect 2 "Try 'snapcow create --help'." create
+exact 2 "snapcow create: missing the COW store argument|Try 'snapcow create --help'." \
+      create
+exact 2 "snapcow create: option '--origin' needs a file name|Try 'snapcow create --help'." \
+      create --origin= "$d/new.cow"
+exact 2 "snapcow create: unexpected argument 'b' (one COW store only)|Try 'snapcow create --help'." \
+      create a b
 expect 2 "--chunk-size=3000: must be a power of two" \
        create --chunk-size=3000 "$d/new.cow"
 expect 2 "--chunk-size=2M: must be a power of two" \

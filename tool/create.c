@@ -90,7 +90,8 @@ cmd_create (int argc, char **argv)
   int c, fd, origin_fd, r;
 
   optind = 1;
-  while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1) {
+  opterr = 0;
+  while ((c = getopt_long (argc, argv, ":h", opts, NULL)) != -1) {
     switch (c) {
     case 'c':
       chunk = parse_size (optarg);
@@ -109,6 +110,8 @@ cmd_create (int argc, char **argv)
       }
       break;
     case 'o':
+      if (*optarg == '\0')
+        return usage_error ("option '--origin' needs a file name");
       origin_path = optarg;
       break;
     case 'f':
@@ -117,12 +120,12 @@ cmd_create (int argc, char **argv)
     case 'h':
       return usage (create_usage, true);
     default:
-      return usage (create_usage, false);
+      return bad_option (c, argv, opts);
     }
   }
-  if (argc - optind != 1)
-    return usage (create_usage, false);
-  path = argv[optind];
+  path = one_operand (argc, argv);
+  if (path == NULL)
+    return EXIT_USAGE;
   p.chunk_sectors = chunk / COW_SECTOR_SIZE;
   /* Messages come out as "snapcow create: COW: ..."; those about the
    * origin name it after that.
