@@ -125,6 +125,15 @@ extern int cow_store_open (struct cow_io *cow, struct cow_io *origin,
                            const struct cow_store_params *params,
                            struct cow_store **storep);
 
+/* The checks of the origin that cow_store_open makes, for a caller
+ * that has no store to open yet (the plugin, before the first writable
+ * connection creates one): the origin is not empty, and its logical
+ * block size divides params->chunk_sectors (or the default).  0, or a
+ * negative errno with the message given to params->message.
+ */
+extern int cow_origin_check (struct cow_io *origin,
+                             const struct cow_store_params *params);
+
 /* Let a store opened read-only take writes from now on (nbdkit only
  * learns whether it is read-only when a client connects).  A new store
  * is initialised now, and refused as cow_store_open would (-EEXIST over

@@ -273,6 +273,39 @@ check_block_size (struct cow_store *s, struct cow_io *io, bool is_origin)
   return 0;
 }
 
+/* Set s->origin_size; an empty origin is refused. */
+static int
+read_origin_size (struct cow_store *s)
+{
+  int r = cow_io_get_size (s->origin, &s->origin_size);
+
+  if (r < 0)
+    return origin_error (s, -r, "cannot get the origin's size: %s",
+                         strerror (-r));
+  if (s->origin_size == 0)
+    return origin_error (s, EINVAL, "the origin is empty (0 bytes)");
+  return 0;
+}
+
+int
+cow_origin_check (struct cow_io *origin,
+                  const struct cow_store_params *params)
+{
+  /* Only the fields the two checks read. */
+  struct cow_store s = {
+    .origin = origin,
+    .message = params->message,
+    .message_opaque = params->message_opaque,
+    .cow_name = params->cow_name,
+    .origin_name = params->origin_name,
+    .chunk_bytes = (uint64_t) (params->chunk_sectors
+                               ?: COW_DEFAULT_CHUNK_SECTORS)
+                   * COW_SECTOR_SIZE,
+  };
+
+  return read_origin_size (&s) ?: check_block_size (&s, origin, true);
+}
+
 static void
 store_free (struct cow_store *s)
 {
@@ -327,16 +360,9 @@ cow_store_open (struct cow_io *cow, struct cow_io *origin,
   }
 
   if (origin) {
-    r = cow_io_get_size (origin, &s->origin_size);
-    if (r < 0) {
-      r = origin_error (s, -r, "cannot get the origin's size: %s",
-                        strerror (-r));
+    r = read_origin_size (s);
+    if (r < 0)
       goto err;
-    }
-    if (s->origin_size == 0) {
-      r = origin_error (s, EINVAL, "the origin is empty (0 bytes)");
-      goto err;
-    }
   }
   r = cow_io_get_size (cow, &dev_size);
   if (r < 0) {

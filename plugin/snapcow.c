@@ -308,10 +308,10 @@ lock_cow (int fd, bool exclusive)
   return 0;
 }
 
-static int
-open_store (struct cow_io *io, bool readonly, struct cow_store **storep)
+static struct cow_store_params
+store_params (bool readonly)
 {
-  struct cow_store_params params = {
+  return (struct cow_store_params) {
     .chunk_sectors = chunk_sectors,
     .max_size = cow_size,
     .readonly = readonly,
@@ -321,6 +321,13 @@ open_store (struct cow_io *io, bool readonly, struct cow_store **storep)
     .cow_name = cow_path,
     .origin_name = origin_path,
   };
+}
+
+static int
+open_store (struct cow_io *io, bool readonly, struct cow_store **storep)
+{
+  struct cow_store_params params = store_params (readonly);
+
   /* lib/ has said why, in one line. */
   return cow_store_open (io, origin_io, &params, storep) < 0 ? -1 : 0;
 }
@@ -328,8 +335,8 @@ open_store (struct cow_io *io, bool readonly, struct cow_store **storep)
 static int
 open_origin (void)
 {
-  uint64_t size;
-  int fd, r;
+  struct cow_store_params params = store_params (true);
+  int fd;
 
   if (origin_is_nbd_uri (origin_path))
     origin_io = origin_nbd_open (origin_path);
@@ -342,20 +349,10 @@ open_origin (void)
   }
   if (origin_io == NULL)
     return -1;
-  /* cow_store_open refuses an empty origin too, but with no store yet
+  /* cow_store_open checks the origin too, but with no store yet
    * nothing calls it before the first writable connection.
    */
-  r = cow_io_get_size (origin_io, &size);
-  if (r < 0) {
-    nbdkit_error ("%s: cannot get the origin's size: %s", origin_path,
-                  strerror (-r));
-    return -1;
-  }
-  if (size == 0) {
-    nbdkit_error ("%s: the origin is empty (0 bytes)", origin_path);
-    return -1;
-  }
-  return 0;
+  return cow_origin_check (origin_io, &params) < 0 ? -1 : 0;
 }
 
 /* The store does not exist yet: the first writable connection will
