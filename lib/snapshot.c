@@ -82,17 +82,43 @@ check_range (const struct cow_store *s, uint64_t count, uint64_t offset)
 
 static int
 io_failed (const struct cow_store *s, int r, const char *what,
-           const char *where, uint64_t offset)
+           const struct cow_io *io, uint64_t offset)
 {
   /* A failed origin read is the origin's fault: name it, not the
    * store.  This is the only message for the request; the origin's
    * backend reports nothing at error level itself.
    */
-  if (strcmp (where, "origin") == 0)
+  if (io == s->origin)
     return origin_error (s, -r, "%s the origin at offset %" PRIu64 ": %s",
                          what, offset, strerror (-r));
-  return store_error (s, -r, "%s the %s at offset %" PRIu64 ": %s",
-                      what, where, offset, strerror (-r));
+  return store_error (s, -r, "%s the COW store at offset %" PRIu64 ": %s",
+                      what, offset, strerror (-r));
+}
+
+/* Where the data of a run of chunks lives: their COW chunks (mapped),
+ * contiguous in the store, or the origin.
+ */
+struct run {
+  bool mapped;
+  struct cow_io *io;            /* s->cow or s->origin */
+  uint64_t at;                  /* byte offset in io */
+  uint64_t n;                   /* bytes */
+};
+
+/* The run that starts at offset, at most count bytes long. */
+static struct run
+run_at (const struct cow_store *s, uint64_t offset, uint64_t count)
+{
+  struct piece pc = piece_at (s, offset, count);
+  chunk_t nc = 0;
+  bool mapped = cow_store_lookup (s, pc.chunk, &nc);
+
+  return (struct run) {
+    .mapped = mapped,
+    .io = mapped ? s->cow : s->origin,
+    .at = mapped ? chunk_offset (s, nc) + pc.in : offset,
+    .n = run_length (s, offset, count, mapped, pc.chunk, nc),
+  };
 }
 
 /* An invalidated snapshot fails every request, as the kernel's does. */
@@ -112,25 +138,14 @@ cow_snapshot_pread (struct cow_store *s, void *buf, uint32_t count,
   int r = check_valid (s) ?: check_range (s, count, offset);
 
   while (r == 0 && count > 0) {
-    struct piece pc = piece_at (s, offset, count);
-    chunk_t nc = 0;
-    bool mapped = cow_store_lookup (s, pc.chunk, &nc);
-    uint64_t n = run_length (s, offset, count, mapped, pc.chunk, nc);
+    struct run run = run_at (s, offset, count);
 
-    if (mapped) {
-      uint64_t at = chunk_offset (s, nc) + pc.in;
-      r = cow_io_pread (s->cow, p, n, at);
-      if (r < 0)
-        return io_failed (s, r, "cannot read", "COW store", at);
-    }
-    else {
-      r = cow_io_pread (s->origin, p, n, offset);
-      if (r < 0)
-        return io_failed (s, r, "cannot read", "origin", offset);
-    }
-    p += n;
-    offset += n;
-    count -= n;
+    r = cow_io_pread (run.io, p, run.n, run.at);
+    if (r < 0)
+      return io_failed (s, r, "cannot read", run.io, run.at);
+    p += run.n;
+    offset += run.n;
+    count -= run.n;
   }
   return r;
 }
@@ -145,22 +160,32 @@ write_cow (struct cow_store *s, const void *buf, uint64_t n, uint64_t at)
     return store_full_error (s, "cannot write the COW store at offset %"
                              PRIu64 ": %s", at, strerror (-r));
   if (r < 0)
-    return io_failed (s, r, "cannot write", "COW store", at);
+    return io_failed (s, r, "cannot write", s->cow, at);
   store_note_write (s);
   return 0;
 }
 
-/* Make the range zero in the COW device: punch where the backend can. */
+/* Make the range zero in the COW device: punch where the backend can,
+ * else write zeroes a chunk at a time.
+ */
 static int
 zero_cow (struct cow_store *s, uint64_t n, uint64_t at)
 {
-  int r;
+  int r = 0;
 
-  if (s->cow->ops->punch == NULL)
-    return write_cow (s, s->zero_chunk, n, at);
+  if (s->cow->ops->punch == NULL) {
+    while (r == 0 && n > 0) {
+      uint64_t len = n < s->chunk_bytes ? n : s->chunk_bytes;
+
+      r = write_cow (s, s->zero_chunk, len, at);
+      at += len;
+      n -= len;
+    }
+    return r;
+  }
   r = s->cow->ops->punch (s->cow, at, n);
   if (r < 0)
-    return io_failed (s, r, "cannot zero", "COW store", at);
+    return io_failed (s, r, "cannot zero", s->cow, at);
   store_note_write (s);
   return 0;
 }
@@ -222,7 +247,7 @@ copy_on_write (struct cow_store *s, const struct piece *pc, const void *buf,
       return store_error (s, ENOMEM, "out of memory");
     r = cow_io_pread (s->origin, tmp, valid, chunk_offset (s, pc->chunk));
     if (r < 0)
-      return io_failed (s, r, "cannot read", "origin",
+      return io_failed (s, r, "cannot read", s->origin,
                         chunk_offset (s, pc->chunk));
     if (fill == FILL_ZERO)
       memset (tmp + pc->in, 0, pc->n);
@@ -352,26 +377,6 @@ cow_snapshot_zero (struct cow_store *s, uint32_t count, uint64_t offset,
   return finish (s, r, fua, copied);
 }
 
-/* Deallocate n bytes at `at` in the COW device, which then read as
- * zeroes; without a punch op, write zeroes a chunk at a time.
- */
-static int
-punch_cow (struct cow_store *s, uint64_t n, uint64_t at)
-{
-  int r = 0;
-
-  if (s->cow->ops->punch)
-    return zero_cow (s, n, at);
-  while (r == 0 && n > 0) {
-    uint64_t len = n < s->chunk_bytes ? n : s->chunk_bytes;
-
-    r = write_cow (s, s->zero_chunk, len, at);
-    at += len;
-    n -= len;
-  }
-  return r;
-}
-
 int
 cow_snapshot_trim (struct cow_store *s, uint32_t count, uint64_t offset,
                    bool fua)
@@ -379,15 +384,12 @@ cow_snapshot_trim (struct cow_store *s, uint32_t count, uint64_t offset,
   int r = check_writable (s) ?: check_range (s, count, offset);
 
   while (r == 0 && count > 0) {
-    struct piece pc = piece_at (s, offset, count);
-    chunk_t nc = 0;
-    bool mapped = cow_store_lookup (s, pc.chunk, &nc);
-    uint64_t n = run_length (s, offset, count, mapped, pc.chunk, nc);
+    struct run run = run_at (s, offset, count);
 
-    if (mapped)
-      r = punch_cow (s, n, chunk_offset (s, nc) + pc.in);
-    offset += n;
-    count -= n;
+    if (run.mapped)
+      r = zero_cow (s, run.n, run.at);
+    offset += run.n;
+    count -= run.n;
   }
   return finish (s, r, fua, false);
 }
@@ -400,21 +402,15 @@ cow_snapshot_cache (struct cow_store *s, uint32_t count, uint64_t offset)
   if (s->cow->ops->cache == NULL && s->origin->ops->cache == NULL)
     return r;
   while (r == 0 && count > 0) {
-    struct piece pc = piece_at (s, offset, count);
-    chunk_t nc = 0;
-    bool mapped = cow_store_lookup (s, pc.chunk, &nc);
-    uint64_t n = run_length (s, offset, count, mapped, pc.chunk, nc);
-    struct cow_io *io = mapped ? s->cow : s->origin;
-    uint64_t at = mapped ? chunk_offset (s, nc) + pc.in : offset;
+    struct run run = run_at (s, offset, count);
 
-    if (io->ops->cache) {
-      r = io->ops->cache (io, at, n);
+    if (run.io->ops->cache) {
+      r = run.io->ops->cache (run.io, run.at, run.n);
       if (r < 0)
-        return io_failed (s, r, "cannot prefetch",
-                          mapped ? "COW store" : "origin", at);
+        return io_failed (s, r, "cannot prefetch", run.io, run.at);
     }
-    offset += n;
-    count -= n;
+    offset += run.n;
+    count -= run.n;
   }
   return r;
 }
@@ -426,22 +422,17 @@ cow_snapshot_extents (struct cow_store *s, uint32_t count, uint64_t offset,
   int r = check_valid (s) ?: check_range (s, count, offset);
 
   while (r == 0 && count > 0) {
-    struct piece pc = piece_at (s, offset, count);
-    chunk_t nc = 0;
-    bool mapped = cow_store_lookup (s, pc.chunk, &nc);
-    uint64_t n = run_length (s, offset, count, mapped, pc.chunk, nc);
-    struct cow_io *io = mapped ? s->cow : s->origin;
-    uint64_t at = mapped ? chunk_offset (s, nc) + pc.in : offset;
-    uint64_t len = n;
+    struct run run = run_at (s, offset, count);
+    uint64_t len = run.n;
     bool hole = false;
 
-    if (io->ops->extent) {
-      r = io->ops->extent (io, at, n, &len, &hole);
+    if (run.io->ops->extent) {
+      r = run.io->ops->extent (run.io, run.at, run.n, &len, &hole);
       if (r < 0)
-        return io_failed (s, r, "cannot get block status of",
-                          mapped ? "COW store" : "origin", at);
-      if (len == 0 || len > n)
-        len = n;
+        return io_failed (s, r, "cannot get block status of", run.io,
+                          run.at);
+      if (len == 0 || len > run.n)
+        len = run.n;
     }
     r = add (opaque, offset, len, hole);
     offset += len;
