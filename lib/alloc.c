@@ -46,7 +46,7 @@ store_grow_for (struct cow_store *s, chunk_t chunks)
   if (r < 0)
     return store_error (s, -r, "cannot grow the COW file to %" PRIu64
                         " bytes: %s", chunk_offset (s, target),
-                        strerror (-r));
+                        cow_strerror (-r));
   {
     ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
     s->dev_chunks = target;
@@ -84,10 +84,10 @@ reserve_for (struct cow_store *s, chunk_t c, chunk_t need)
   }
   if (r == -ENOSPC)
     return store_full_error (s, "no space for chunk %" PRIu64 " in the "
-                             "COW file: %s", c, strerror (-r));
+                             "COW file: %s", c, cow_strerror (-r));
   if (r < 0)
     return store_error (s, -r, "cannot allocate chunk %" PRIu64 " in the "
-                        "COW file: %s", c, strerror (-r));
+                        "COW file: %s", c, cow_strerror (-r));
   s->reserved_to = ahead;
   return 0;
 }

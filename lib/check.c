@@ -211,7 +211,7 @@ check_areas (struct checker *c, uint8_t *buf)
     r = cow_io_pread (c->cow, buf, c->chunk_bytes, loc * c->chunk_bytes);
     if (r < 0) {
       problem (c, COW_PROBLEM_ERROR, "cannot read area %" PRIu64
-               " at chunk %" PRIu64 ": %s", area, loc, strerror (-r));
+               " at chunk %" PRIu64 ": %s", area, loc, cow_strerror (-r));
       break;
     }
     c->sum->areas++;
@@ -243,7 +243,7 @@ check_areas (struct checker *c, uint8_t *buf)
       r = check_strays (c, buf, area);
       if (r < 0) {
         problem (c, COW_PROBLEM_ERROR, "cannot read the store: %s",
-                 strerror (-r));
+                 cow_strerror (-r));
         r = 0;
       }
     }

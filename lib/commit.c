@@ -101,7 +101,7 @@ cow_store_add_exception (struct cow_store *s, chunk_t old_chunk,
     r = table_insert_locked (&s->table, old_chunk, new_chunk);
     if (r < 0)
       return store_error (s, -r, "cannot add the exception for chunk %"
-                          PRIu64 ": %s", old_chunk, strerror (-r));
+                          PRIu64 ": %s", old_chunk, cow_strerror (-r));
     p->v[p->len++] = (struct core_exception) { old_chunk, new_chunk };
     s->records++;
   }
@@ -117,9 +117,9 @@ write_failed (struct cow_store *s, int r, const char *what, uint64_t area)
 {
   if (r == -ENOSPC)
     return store_full_error (s, "cannot %s area %" PRIu64 ": %s", what,
-                             area, strerror (-r));
+                             area, cow_strerror (-r));
   return store_error (s, -r, "cannot %s area %" PRIu64 ": %s", what, area,
-                      strerror (-r));
+                      cow_strerror (-r));
 }
 
 static int
@@ -130,7 +130,7 @@ sync_store (struct cow_store *s, bool *sync_failed)
   if (r < 0) {
     *sync_failed = true;
     return store_error (s, -r, "cannot sync the COW store: %s",
-                        strerror (-r));
+                        cow_strerror (-r));
   }
   return 0;
 }

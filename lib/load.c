@@ -88,7 +88,7 @@ store_load (struct cow_store *s)
     r = cow_io_pread (s->cow, s->area, s->chunk_bytes, chunk_offset (s, loc));
     if (r < 0) {
       r = store_error (s, -r, "cannot read area %" PRIu64 " at chunk %"
-                       PRIu64 ": %s", area, loc, strerror (-r));
+                       PRIu64 ": %s", area, loc, cow_strerror (-r));
       goto out;
     }
     for (i = 0; i < E; i++) {
@@ -103,7 +103,7 @@ store_load (struct cow_store *s)
       r = table_insert_locked (&s->table, e.old_chunk, e.new_chunk);
       if (r < 0) {
         r = store_error (s, -r, "cannot load area %" PRIu64 " record %"
-                         PRIu32 ": %s", area, i, strerror (-r));
+                         PRIu32 ": %s", area, i, cow_strerror (-r));
         goto out;
       }
       if (seen_add (&seen, e.new_chunk, area * E + i) < 0) {

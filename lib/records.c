@@ -34,7 +34,7 @@ cow_store_for_each_record (struct cow_store *s, cow_record_fn fn,
     r = cow_io_pread (s->cow, buf, s->chunk_bytes, chunk_offset (s, loc));
     if (r < 0)
       return store_error (s, -r, "cannot read area %" PRIu64 ": %s",
-                          area, strerror (-r));
+                          area, cow_strerror (-r));
     for (uint32_t i = 0; i < E; i++) {
       struct core_exception e;
 

@@ -48,6 +48,13 @@ typedef uint64_t chunk_t;
  */
 extern int cow_check_chunk_sectors (uint64_t chunk_sectors, const char **why);
 
+/* The text of an errno value, for messages: untranslated, so it never
+ * takes the C library's locale lock (a server logging from many
+ * threads, or one under a preloaded sanitizer, is safe), and
+ * thread-safe for any value.
+ */
+extern const char *cow_strerror (int err);
+
 /* Message levels handed to the callback. */
 enum cow_msg_level {
   COW_MSG_ERROR,      /* the call that reported it fails */

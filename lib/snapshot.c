@@ -90,9 +90,9 @@ io_failed (const struct cow_store *s, int r, const char *what,
    */
   if (io == s->origin)
     return origin_error (s, -r, "%s the origin at offset %" PRIu64 ": %s",
-                         what, offset, strerror (-r));
+                         what, offset, cow_strerror (-r));
   return store_error (s, -r, "%s the COW store at offset %" PRIu64 ": %s",
-                      what, offset, strerror (-r));
+                      what, offset, cow_strerror (-r));
 }
 
 /* Where the data of a run of chunks lives: their COW chunks (mapped),
@@ -158,7 +158,7 @@ write_cow (struct cow_store *s, const void *buf, uint64_t n, uint64_t at)
   /* A chunk trimmed earlier needs its space again. */
   if (r == -ENOSPC)
     return store_full_error (s, "cannot write the COW store at offset %"
-                             PRIu64 ": %s", at, strerror (-r));
+                             PRIu64 ": %s", at, cow_strerror (-r));
   if (r < 0)
     return io_failed (s, r, "cannot write", s->cow, at);
   store_note_write (s);

@@ -17,6 +17,14 @@
 /* One message, "NAME: text" where name is not NULL: the caller's
  * callback hands the line on at once, so it can live on the stack.
  */
+const char *
+cow_strerror (int err)
+{
+  const char *desc = strerrordesc_np (err);
+
+  return desc ? desc : "Unknown error";
+}
+
 static void
 vmessage (const struct cow_store *s, enum cow_msg_level level,
           const char *name, const char *fs, va_list args)
@@ -91,7 +99,7 @@ write_header (struct cow_store *s, uint32_t valid)
     r = cow_io_sync (s->cow);
   if (r < 0)
     return store_error (s, -r, "cannot write the store's header: %s",
-                        strerror (-r));
+                        cow_strerror (-r));
   return 0;
 }
 
@@ -112,7 +120,8 @@ refuse_signature (struct cow_store *s)
   r = s->cow->ops->probe (s->cow, what, sizeof what);
   if (r < 0)
     return store_error (s, -r, "cannot probe the COW device for a "
-                        "filesystem or other signature: %s", strerror (-r));
+                        "filesystem or other signature: %s",
+                        cow_strerror (-r));
   if (r > 0)
     return store_error (s, EEXIST, "%s found on the COW device: not "
                         "initialising a store over it (wipe it on purpose "
@@ -150,7 +159,7 @@ format_new (struct cow_store *s)
     r = cow_io_sync (s->cow);
   if (r < 0)
     return store_error (s, -r, "cannot zero the new store's first area: %s",
-                        strerror (-r));
+                        cow_strerror (-r));
   r = write_header (s, 1);
   if (r < 0)
     return r;
@@ -209,7 +218,7 @@ read_header (struct cow_store *s, uint32_t want_sectors, bool *is_new)
 
   if (r < 0)
     return store_error (s, -r, "cannot read the store's header: %s",
-                        strerror (-r));
+                        cow_strerror (-r));
   *is_new = h.magic == 0;
   if (*is_new) {
     s->chunk_sectors = want_sectors;
@@ -265,7 +274,7 @@ check_block_size (struct cow_store *s, struct cow_io *io, bool is_origin)
   r = io->ops->block_size (io, &bs);
   if (r < 0)
     return error (s, -r, "cannot get the logical block size of %s: %s",
-                  name, strerror (-r));
+                  name, cow_strerror (-r));
   if (bs == 0 || s->chunk_bytes % bs != 0)
     return error (s, EINVAL, "%s has a logical block size of %" PRIu32
                   " bytes: the chunk size of %" PRIu64 " bytes is not a "
@@ -281,7 +290,7 @@ read_origin_size (struct cow_store *s)
 
   if (r < 0)
     return origin_error (s, -r, "cannot get the origin's size: %s",
-                         strerror (-r));
+                         cow_strerror (-r));
   if (s->origin_size == 0)
     return origin_error (s, EINVAL, "the origin is empty (0 bytes)");
   return 0;
@@ -367,7 +376,7 @@ cow_store_open (struct cow_io *cow, struct cow_io *origin,
   r = cow_io_get_size (cow, &dev_size);
   if (r < 0) {
     r = store_error (s, -r, "cannot get the COW device's size: %s",
-                     strerror (-r));
+                     cow_strerror (-r));
     goto err;
   }
   r = read_header (s, params->chunk_sectors ? want : 0, &is_new);

@@ -137,12 +137,12 @@ snapcow_config (const char *key, const char *value)
     if (origin_is_nbd_uri (value)) {
       origin_path = strdup (value);
       if (origin_path == NULL)
-        nbdkit_error ("strdup: %m");
+        nbdkit_error ("strdup: %s", cow_strerror (errno));
     }
     else {
       origin_path = realpath (value, NULL);
       if (origin_path == NULL)
-        nbdkit_error ("origin=%s: %m", value);
+        nbdkit_error ("origin=%s: %s", value, cow_strerror (errno));
     }
     return origin_path ? 0 : -1;
   }
@@ -237,11 +237,13 @@ open_file (const char *what, const char *path, int flags, struct stat *st)
   int fd = open (path, flags | O_CLOEXEC);
 
   if (fd == -1) {
-    nbdkit_error ("cannot open the %s %s: %m", what, path);
+    nbdkit_error ("cannot open the %s %s: %s", what, path,
+                  cow_strerror (errno));
     return -1;
   }
   if (fstat (fd, st) == -1) {
-    nbdkit_error ("cannot stat the %s %s: %m", what, path);
+    nbdkit_error ("cannot stat the %s %s: %s", what, path,
+                  cow_strerror (errno));
     close (fd);
     return -1;
   }
@@ -264,7 +266,8 @@ fd_backend (const char *what, const char *path, int fd)
   struct cow_io *io = cow_io_fd_new (fd);
 
   if (io == NULL) {
-    nbdkit_error ("cannot open the %s %s: %m", what, path);
+    nbdkit_error ("cannot open the %s %s: %s", what, path,
+                  cow_strerror (errno));
     close (fd);
   }
   return io;
@@ -302,7 +305,7 @@ lock_cow (int fd, bool exclusive)
   }
   if (r < 0) {
     nbdkit_error ("cannot lock the COW store %s: %s", cow_path,
-                  strerror (-r));
+                  cow_strerror (-r));
     return -1;
   }
   return 0;
@@ -369,19 +372,19 @@ check_cow_dir (void)
   int r = -1;
 
   if (copy == NULL) {
-    nbdkit_error ("strdup: %m");
+    nbdkit_error ("strdup: %s", cow_strerror (errno));
     return -1;
   }
   dir = dirname (copy);
   if (stat (dir, &st) == -1)
-    nbdkit_error ("cow=%s: cannot create the store: the directory %s: %m",
-                  cow_path, dir);
+    nbdkit_error ("cow=%s: cannot create the store: the directory %s: %s",
+                  cow_path, dir, cow_strerror (errno));
   else if (!S_ISDIR (st.st_mode))
     nbdkit_error ("cow=%s: cannot create the store: %s is not a directory",
                   cow_path, dir);
   else if (access (dir, W_OK | X_OK) == -1)
-    nbdkit_error ("cow=%s: cannot create the store in the directory %s: %m",
-                  cow_path, dir);
+    nbdkit_error ("cow=%s: cannot create the store in the directory %s: %s",
+                  cow_path, dir, cow_strerror (errno));
   else
     r = 0;
   free (copy);
@@ -400,13 +403,9 @@ open_existing_store (void)
    */
   if (access (cow_path, W_OK) == -1) {
     cow_unwritable = true;
-    /* A warning in the form message() gives lib/'s.  strerrordesc_np,
-     * not %m: a server that logged a translated error can hang in
-     * exit() under a preloaded libasan (tests/functions.sh.in,
-     * nbdkit_fails), and this one goes on serving.
-     */
+    /* A warning in the form message() gives lib/'s. */
     nbdkit_error ("warning: %s: the COW store cannot be written (%s): "
-                  "serving it read-only", cow_path, strerrordesc_np (errno));
+                  "serving it read-only", cow_path, cow_strerror (errno));
   }
   fd = open_file ("COW store", cow_path, cow_unwritable ? O_RDONLY : O_RDWR,
                   &st);
@@ -433,7 +432,8 @@ snapcow_get_ready (void)
   if (stat (cow_path, &st) == 0)
     return open_existing_store ();
   if (errno != ENOENT && errno != ENOTDIR) {
-    nbdkit_error ("cannot stat the COW store %s: %m", cow_path);
+    nbdkit_error ("cannot stat the COW store %s: %s", cow_path,
+                  cow_strerror (errno));
     return -1;
   }
   return check_cow_dir ();
@@ -457,11 +457,13 @@ create_store (void)
   if (fd == -1 && errno == EEXIST)
     fd = open (cow_path, O_RDWR | O_CLOEXEC);
   if (fd == -1) {
-    nbdkit_error ("cannot create the COW store %s: %m", cow_path);
+    nbdkit_error ("cannot create the COW store %s: %s", cow_path,
+                  cow_strerror (errno));
     return -1;
   }
   if (fstat (fd, &st) == -1) {
-    nbdkit_error ("cannot stat the COW store %s: %m", cow_path);
+    nbdkit_error ("cannot stat the COW store %s: %s", cow_path,
+                  cow_strerror (errno));
     close (fd);
     return -1;
   }
