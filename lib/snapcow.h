@@ -84,6 +84,11 @@ struct cow_store_params {
                             * a filesystem, partition table or other
                             * signature the cow backend's probe finds
                             * (default: refuse with -EEXIST) */
+  bool live_origin;        /* the origin is written, through a cow_origin
+                            * (below), while this store serves its
+                            * snapshot: the snapshot's reads from the
+                            * origin are ordered against origin writes,
+                            * and a trim releases chunks (origin mode) */
   cow_msg_fn message;      /* may be NULL */
   void *message_opaque;
   /* Names that prefix each message ("NAME: ..."), so that it says which
@@ -244,6 +249,63 @@ typedef int (*cow_extent_fn) (void *opaque, uint64_t offset, uint64_t length,
 extern int cow_snapshot_extents (struct cow_store *s, uint32_t count,
                                  uint64_t offset, cow_extent_fn add,
                                  void *opaque);
+
+/* Origin mode (the kernel's snapshot-origin): the origin itself,
+ * writable, with one or more stores that keep its point-in-time views.
+ * Before a chunk of the origin is first overwritten, its old contents
+ * are copied into every store that has no exception for it yet, and
+ * their records are durable before the origin write is issued.
+ */
+struct cow_origin;
+
+struct cow_origin_params {
+  /* on-full=fail-write: an origin write for which some store has no
+   * room to copy fails with -ENOSPC and every snapshot stays whole.
+   * Default (false), as the kernel: that store is invalidated (said
+   * once, as an error message) and the write goes on.
+   */
+  bool fail_write_when_full;
+  cow_msg_fn message;           /* may be NULL */
+  void *message_opaque;
+  const char *origin_name;      /* prefixes messages about the origin */
+};
+
+/* stores[0..nr_stores) were opened with cow_store_open over this same
+ * origin backend with params.live_origin set (chunk sizes may differ).
+ * The cow_origin owns neither the backend nor the stores: close it
+ * first, then the stores, then the backends.  nr_stores may be 0 (then
+ * it is a plain pass-through).  A store that is read-only makes the
+ * origin read-only: writes return -EROFS.  A store opened with
+ * invalidate_on_overflow is refused (-EINVAL): in origin mode
+ * fail_write_when_full says what a full store does (a snapshot write
+ * that finds its store full gets -ENOSPC, the store stays valid).
+ */
+extern int cow_origin_open (struct cow_io *origin,
+                            struct cow_store *const *stores,
+                            size_t nr_stores,
+                            const struct cow_origin_params *params,
+                            struct cow_origin **originp);
+extern void cow_origin_close (struct cow_origin *o);
+
+/* The origin as a block device of cow_io size bytes. */
+extern int cow_origin_pread (struct cow_origin *o, void *buf, uint32_t count,
+                             uint64_t offset);
+extern int cow_origin_pwrite (struct cow_origin *o, const void *buf,
+                              uint32_t count, uint64_t offset, bool fua);
+/* Zero and trim change the origin, so they copy first, as a write does.
+ * With fast, -ENOTSUP before doing anything if a copy would be needed.
+ */
+extern int cow_origin_zero (struct cow_origin *o, uint32_t count,
+                            uint64_t offset, bool fua, bool fast);
+extern int cow_origin_trim (struct cow_origin *o, uint32_t count,
+                            uint64_t offset, bool fua);
+/* Sync the origin and commit every store. */
+extern int cow_origin_flush (struct cow_origin *o);
+extern int cow_origin_cache (struct cow_origin *o, uint32_t count,
+                             uint64_t offset);
+extern int cow_origin_extents (struct cow_origin *o, uint32_t count,
+                               uint64_t offset, cow_extent_fn add,
+                               void *opaque);
 
 /* Inspection, for the tool. */
 

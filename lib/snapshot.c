@@ -130,6 +130,43 @@ check_valid (const struct cow_store *s)
   return 0;
 }
 
+/* Origin mode: between the lookup that sends a read to the origin and
+ * the read itself, an origin write could copy the chunk and overwrite
+ * it, and the snapshot would return new origin data (the kernel's "fix
+ * race during exception creation").  So hold the chunks' locks, which
+ * origin writers hold from their copy to their write (origin-copy.c),
+ * over the lookup and the read, TRACKED_READ bytes at a time.
+ */
+#define TRACKED_READ (1u << 20)
+
+static int
+read_tracked (struct cow_store *s, char *p, uint64_t count, uint64_t offset)
+{
+  int r = 0;
+
+  while (r == 0 && count > 0) {
+    uint64_t len = count < TRACKED_READ ? count : TRACKED_READ;
+    struct chunk_lock_set set;
+
+    chunk_lock_set_range (&set, offset >> s->chunk_shift,
+                          (offset + len - 1) >> s->chunk_shift);
+    chunk_lock_set_lock (&s->chunk_locks, &set);
+    while (r == 0 && len > 0) {
+      struct run run = run_at (s, offset, len);
+
+      r = cow_io_pread (run.io, p, run.n, run.at);
+      if (r < 0)
+        r = io_failed (s, r, "cannot read", run.io, run.at);
+      p += run.n;
+      offset += run.n;
+      count -= run.n;
+      len -= run.n;
+    }
+    chunk_lock_set_unlock (&s->chunk_locks, &set);
+  }
+  return r;
+}
+
 int
 cow_snapshot_pread (struct cow_store *s, void *buf, uint32_t count,
                     uint64_t offset)
@@ -140,6 +177,15 @@ cow_snapshot_pread (struct cow_store *s, void *buf, uint32_t count,
   while (r == 0 && count > 0) {
     struct run run = run_at (s, offset, count);
 
+    if (!run.mapped && s->live_origin) {
+      r = read_tracked (s, p, run.n, offset);
+      if (r < 0)
+        return r;
+      p += run.n;
+      offset += run.n;
+      count -= run.n;
+      continue;
+    }
     r = cow_io_pread (run.io, p, run.n, run.at);
     if (r < 0)
       return io_failed (s, r, "cannot read", run.io, run.at);
@@ -377,21 +423,68 @@ cow_snapshot_zero (struct cow_store *s, uint32_t count, uint64_t offset,
   return finish (s, r, fua, copied);
 }
 
+/* Origin mode: a trim releases the chunk (a backup tool discards what it
+ * has copied).  A whole chunk without an exception gets one that points
+ * at a punched chunk, so later origin writes never copy it and the
+ * store stays small; the lookup is repeated under the chunk lock, as in
+ * copy_on_write.  Part of a chunk is left alone: releasing it would
+ * lose the rest of the chunk.  A full store releases nothing more.
+ */
+static int
+release_chunk (struct cow_store *s, const struct piece *pc, bool *released)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (chunk_lock_for (&s->chunk_locks, pc->chunk));
+  chunk_t nc;
+  int r;
+
+  if (cow_store_lookup (s, pc->chunk, &nc))
+    return zero_cow (s, pc->n, chunk_offset (s, nc));
+  r = cow_store_allocate (s, &nc);
+  if (r == -ENOSPC)
+    return 0;
+  /* The chunk may hold stray data from before a crash. */
+  r = r ?: zero_cow (s, pc->n, chunk_offset (s, nc))
+    ?: cow_store_add_exception (s, pc->chunk, nc);
+  if (r == 0)
+    *released = true;
+  return r;
+}
+
+static int
+release_run (struct cow_store *s, uint64_t offset, uint64_t count,
+             bool *released)
+{
+  int r = 0;
+
+  while (r == 0 && count > 0) {
+    struct piece pc = piece_at (s, offset, count);
+
+    if (pc.in == 0 && pc.n == chunk_valid_bytes (s, pc.chunk))
+      r = release_chunk (s, &pc, released);
+    offset += pc.n;
+    count -= pc.n;
+  }
+  return r;
+}
+
 int
 cow_snapshot_trim (struct cow_store *s, uint32_t count, uint64_t offset,
                    bool fua)
 {
   int r = check_writable (s) ?: check_range (s, count, offset);
+  bool released = false;
 
   while (r == 0 && count > 0) {
     struct run run = run_at (s, offset, count);
 
     if (run.mapped)
       r = zero_cow (s, run.n, run.at);
+    else if (s->live_origin)
+      r = release_run (s, offset, run.n, &released);
     offset += run.n;
     count -= run.n;
   }
-  return finish (s, r, fua, false);
+  return finish (s, r, fua, released);
 }
 
 int

@@ -4,7 +4,8 @@
  * Locks, outermost first; take them only in this order.
  *   chunk lock       chunk_locks[old_chunk % NR_CHUNK_LOCKS] (chunk-lock.c):
  *                    held over one chunk's copy-on-write; one at a time
- *                    per thread.
+ *                    per thread, except as sets in the order that
+ *                    chunk-lock.h gives (origin writes, tracked reads).
  *   s->commit_lock   the group-commit state (committing, tickets); never
  *                    held over I/O.  The thread that set `committing`
  *                    owns the area state below until it clears it.
@@ -38,6 +39,7 @@ struct cow_store {
   bool commit_each_copy;        /* params->commit_each_copy */
   bool invalidate_on_overflow;  /* params->invalidate_on_overflow */
   bool overwrite_signatures;    /* params->overwrite_signatures */
+  bool live_origin;             /* params->live_origin: origin mode */
   cow_msg_fn message;
   void *message_opaque;
   const char *cow_name;         /* params->cow_name, may be NULL */

@@ -1,0 +1,123 @@
+/* origin-internal.h: struct cow_origin, shared by the files of origin
+ * mode: origin.c (the origin as a block device), origin-copy.c (copy
+ * before write) and origin-commit.c (the stores' commits, run side by
+ * side).  Not for plugin/ or the tool.
+ *
+ * Locks, outermost first:
+ *   chunk locks      each store's, taken as sets (chunk-lock.h), store by
+ *                    store in index order; held from the copy until the
+ *                    origin write is issued.
+ *   c->lock          one committer's request counters (origin-commit.c).
+ *   the stores' own locks (store-internal.h).
+ */
+#ifndef SNAPCOW_ORIGIN_INTERNAL_H
+#define SNAPCOW_ORIGIN_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "store-internal.h"
+
+/* A thread that commits one store on request, so that the commits of
+ * several stores run at the same time (origin-commit.c).
+ */
+struct committer {
+  struct cow_store *s;
+  pthread_mutex_t lock;
+  pthread_cond_t work;          /* asked moved, or stop */
+  pthread_cond_t done;          /* finished moved */
+  uint64_t asked;               /* requests made */
+  uint64_t finished;            /* requests covered by a finished commit */
+  int result;                   /* of the latest finished commit */
+  bool stop;
+  bool started;
+  pthread_t thread;
+};
+
+struct origin_store {
+  struct cow_store *s;
+  /* Held over invalidating the store, so that a writer that finds it
+   * invalid waits until the header says so on disk before it skips the
+   * store and changes the origin.
+   */
+  pthread_mutex_t inval_lock;
+  _Atomic bool invalidated;     /* by us, and durable */
+  /* Said once, then at debug level only. */
+  _Atomic bool said_invalid;
+  _Atomic bool said_failed;
+  _Atomic bool said_full;
+  struct committer committer;   /* unused for store 0: its commit runs
+                                 * in the writer's own thread */
+};
+
+struct cow_origin {
+  struct cow_io *io;
+  uint64_t size;                /* bytes */
+  size_t nr_stores;
+  struct origin_store *st;
+  bool readonly;                /* some store is read-only */
+  bool fail_write_when_full;
+  uint32_t max_chunk_bytes;     /* the largest chunk of any store */
+  cow_msg_fn message;
+  void *message_opaque;
+  const char *origin_name;
+  pthread_mutex_t start_lock;   /* starting the committer threads */
+  bool committers_started;
+};
+
+/* origin.c */
+extern void origin_message (const struct cow_origin *o,
+                            enum cow_msg_level level, const char *fs, ...)
+  __attribute__ ((format (printf, 3, 4)));
+extern int origin_io_error (const struct cow_origin *o, int r,
+                            const char *what, uint64_t offset);
+
+/* origin-copy.c.  Before [offset, offset+count) of the origin changes:
+ * take every store's chunk locks over the range (held in *hold), copy
+ * each chunk that a store has no exception for, and make every record
+ * that maps a chunk of the range durable.  On success the caller
+ * changes the origin, then calls origin_unhold.  On failure nothing is
+ * held.  The range lies in one segment (ORIGIN_SEGMENT below).
+ */
+#define ORIGIN_SEGMENT (4u << 20)
+struct origin_hold {
+  struct chunk_lock_set *sets;  /* one per store */
+  bool *held;                   /* sets[i] is locked */
+};
+extern int origin_hold_init (const struct cow_origin *o,
+                             struct origin_hold *hold);
+extern void origin_hold_free (struct origin_hold *hold);
+extern int origin_prepare (struct cow_origin *o, uint64_t offset,
+                           uint64_t count, struct origin_hold *hold);
+extern void origin_unhold (struct cow_origin *o, struct origin_hold *hold);
+/* True if some usable store has no exception for a chunk of the range
+ * (lock-free; for the fast-zero check).
+ */
+extern bool origin_needs_copy (struct cow_origin *o, uint64_t offset,
+                               uint64_t count);
+/* Whether origin writes use store i: 1 yes; 0 no, it is invalidated
+ * (on disk: said once); -EIO when it has failed, or could not be
+ * invalidated, so the origin must not change.
+ */
+extern int origin_store_usable (struct cow_origin *o, size_t i);
+/* A store could not take a copy for lack of room: the on-full policy.
+ * Returns 0 (the store is invalidated on disk, the write goes on),
+ * -ENOSPC (fail the write), or -EIO (the store could not be
+ * invalidated).
+ */
+extern int origin_store_full (struct cow_origin *o, size_t i);
+
+/* origin-commit.c */
+extern void committer_init (struct committer *c, struct cow_store *s);
+extern void committer_stop (struct committer *c);
+/* Commit the stores flagged in want[] side by side and return the
+ * first error (after the on-full policy for -ENOSPC).
+ */
+extern int origin_commit_stores (struct cow_origin *o, const bool *want);
+/* False if a record of s might not be durable yet (pending, or in a
+ * commit that has not finished): the caller must commit before the
+ * origin write.
+ */
+extern bool store_all_durable (struct cow_store *s);
+
+#endif /* SNAPCOW_ORIGIN_INTERNAL_H */
