@@ -71,7 +71,8 @@ array_put (const struct cow_table *t, struct table_array *a,
   for (i = hash (old_chunk) & mask;; i = (i + 1) & mask) {
     if (t->new_bits) {
       if (atomic_load_explicit (&a->words[i], memory_order_relaxed) == 0) {
-        atomic_store_explicit (&a->words[i], key << t->new_bits | new_chunk,
+        atomic_store_explicit (&a->words[i],
+                               key << t->new_bits | (new_chunk + 1),
                                memory_order_release);
         return;
       }
@@ -79,7 +80,7 @@ array_put (const struct cow_table *t, struct table_array *a,
     else if (atomic_load_explicit (&a->words[2 * i], memory_order_relaxed)
              == 0) {
       /* The value first, then the key that makes it visible. */
-      atomic_store_explicit (&a->words[2 * i + 1], new_chunk,
+      atomic_store_explicit (&a->words[2 * i + 1], new_chunk + 1,
                              memory_order_relaxed);
       atomic_store_explicit (&a->words[2 * i], key, memory_order_release);
       return;
@@ -107,11 +108,12 @@ table_init (struct cow_table *t, chunk_t origin_chunks, chunk_t cow_chunks,
   *t = (struct cow_table) { .new_bits = 0 };
   if (old_bits + need_new <= 64) {
     t->new_bits = 64 - old_bits;
-    t->max_new_chunk = (UINT64_C (1) << t->new_bits) - 1;
+    /* Values are new_chunk + 1: 0 marks a tombstone (table.h). */
+    t->max_new_chunk = (UINT64_C (1) << t->new_bits) - 2;
     t->max_old_chunk = (UINT64_C (1) << old_bits) - 2;
   }
   else {
-    t->max_new_chunk = UINT64_MAX;
+    t->max_new_chunk = UINT64_MAX - 1;
     t->max_old_chunk = UINT64_MAX - 1;
   }
 
@@ -153,16 +155,20 @@ table_lookup (const struct cow_table *t, chunk_t old_chunk,
                           memory_order_acquire);
   uint64_t mask = a->slots - 1;
   uint64_t key = old_chunk + 1;
-  uint64_t i, w;
+  uint64_t i, w, v;
 
+  /* A tombstone of this key (value 0) does not end the walk: the key
+   * may have been inserted again further on.
+   */
   for (i = hash (old_chunk) & mask;; i = (i + 1) & mask) {
     if (t->new_bits) {
       w = atomic_load_explicit (&((struct table_array *) a)->words[i],
                                 memory_order_acquire);
       if (w == 0)
         return false;
-      if (w >> t->new_bits == key) {
-        *new_chunk = w & t->max_new_chunk;
+      v = w & (((uint64_t) 1 << t->new_bits) - 1);
+      if (w >> t->new_bits == key && v != 0) {
+        *new_chunk = v - 1;
         return true;
       }
     }
@@ -172,49 +178,56 @@ table_lookup (const struct cow_table *t, chunk_t old_chunk,
       if (w == 0)
         return false;
       if (w == key) {
-        *new_chunk = atomic_load_explicit
+        v = atomic_load_explicit
           (&((struct table_array *) a)->words[2 * i + 1],
            memory_order_relaxed);
-        return true;
+        if (v != 0) {
+          *new_chunk = v - 1;
+          return true;
+        }
       }
     }
   }
 }
 
-/* Double the array: build the new one aside, publish it, retire the
- * old one (lookups may still be walking it).
+/* Rebuild the array without its tombstones: build the new one aside,
+ * publish it, retire the old one (lookups may still be walking it).
+ * Double it unless tombstones were most of the load.
  */
 static int
 grow_locked (struct cow_table *t)
 {
   struct table_array *old = atomic_load_explicit (&t->cur,
                                                   memory_order_relaxed);
-  struct table_array *a = array_new (t, old->slots * 2);
+  uint64_t slots = old->slots;
+  struct table_array *a;
   uint64_t i;
 
+  if (t->count + 1 > slots / 8 * 3)
+    slots *= 2;
+  a = array_new (t, slots);
   if (a == NULL)
     return -ENOMEM;
   for (i = 0; i < old->slots; i++) {
     uint64_t w, key, value;
     if (t->new_bits) {
       w = atomic_load_explicit (&old->words[i], memory_order_relaxed);
-      if (w == 0)
-        continue;
       key = w >> t->new_bits;
-      value = w & t->max_new_chunk;
+      value = w & (((uint64_t) 1 << t->new_bits) - 1);
     }
     else {
       key = atomic_load_explicit (&old->words[2 * i], memory_order_relaxed);
-      if (key == 0)
-        continue;
       value = atomic_load_explicit (&old->words[2 * i + 1],
                                     memory_order_relaxed);
     }
-    array_put (t, a, key - 1, value);
+    if (key == 0 || value == 0)
+      continue;
+    array_put (t, a, key - 1, value - 1);
   }
   atomic_store_explicit (&t->cur, a, memory_order_release);
   old->next_retired = t->retired;
   t->retired = old;
+  t->removed = 0;
   return 0;
 }
 
@@ -228,7 +241,7 @@ table_insert_locked (struct cow_table *t, chunk_t old_chunk,
 
   if (new_chunk > t->max_new_chunk || old_chunk > t->max_old_chunk)
     return -EOVERFLOW;
-  if (t->count + 1 > a->slots / 4 * 3) {
+  if (t->count + t->removed + 1 > a->slots / 4 * 3) {
     r = grow_locked (t);
     if (r < 0)
       return r;
@@ -237,6 +250,47 @@ table_insert_locked (struct cow_table *t, chunk_t old_chunk,
   array_put (t, a, old_chunk, new_chunk);
   t->count++;
   return 0;
+}
+
+bool
+table_remove_locked (struct cow_table *t, chunk_t old_chunk)
+{
+  struct table_array *a = atomic_load_explicit (&t->cur,
+                                                memory_order_relaxed);
+  uint64_t mask = a->slots - 1;
+  uint64_t key = old_chunk + 1;
+  uint64_t i, w;
+
+  if (old_chunk > t->max_old_chunk)
+    return false;
+  for (i = hash (old_chunk) & mask;; i = (i + 1) & mask) {
+    if (t->new_bits) {
+      w = atomic_load_explicit (&a->words[i], memory_order_relaxed);
+      if (w == 0)
+        return false;
+      if (w >> t->new_bits == key &&
+          (w & (((uint64_t) 1 << t->new_bits) - 1)) != 0) {
+        atomic_store_explicit (&a->words[i], key << t->new_bits,
+                               memory_order_release);
+        break;
+      }
+    }
+    else {
+      w = atomic_load_explicit (&a->words[2 * i], memory_order_relaxed);
+      if (w == 0)
+        return false;
+      if (w == key &&
+          atomic_load_explicit (&a->words[2 * i + 1],
+                                memory_order_relaxed) != 0) {
+        atomic_store_explicit (&a->words[2 * i + 1], 0,
+                               memory_order_release);
+        break;
+      }
+    }
+  }
+  t->count--;
+  t->removed++;
+  return true;
 }
 
 uint64_t
@@ -248,13 +302,21 @@ table_max_probe (const struct cow_table *t)
   uint64_t mask = a->slots - 1, max = 0, i, key, len;
 
   for (i = 0; i < a->slots; i++) {
-    if (t->new_bits)
-      key = atomic_load_explicit (&((struct table_array *) a)->words[i],
-                                  memory_order_relaxed) >> t->new_bits;
-    else
+    uint64_t value;
+
+    if (t->new_bits) {
+      uint64_t w = atomic_load_explicit (&((struct table_array *) a)->words[i],
+                                         memory_order_relaxed);
+      key = w >> t->new_bits;
+      value = w & (((uint64_t) 1 << t->new_bits) - 1);
+    }
+    else {
       key = atomic_load_explicit (&((struct table_array *) a)->words[2 * i],
                                   memory_order_relaxed);
-    if (key == 0)
+      value = atomic_load_explicit
+        (&((struct table_array *) a)->words[2 * i + 1], memory_order_relaxed);
+    }
+    if (key == 0 || value == 0)
       continue;
     /* Slots looked at by a lookup of this key, from its home slot. */
     len = ((i - hash (key - 1)) & mask) + 1;

@@ -4,6 +4,13 @@
  * published with one release store and never changes afterwards, and a
  * grown array replaces the old one with one release store.  Inserts are
  * serialised by the caller (the store's s->lock).
+ *
+ * Removal (a merge folding records back into the origin) leaves a
+ * tombstone: the key stays and its value becomes 0, which no entry
+ * has, since values are stored as new_chunk + 1.  A lookup walks past
+ * it as past any other key, so lock-free readers never miss an entry
+ * behind it; moving entries back instead would open that window.
+ * Tombstones are dropped when the array is next rebuilt.
  */
 #ifndef SNAPCOW_TABLE_H
 #define SNAPCOW_TABLE_H
@@ -22,8 +29,9 @@ struct cow_table {
                                  * reading one, so they live until
                                  * table_free */
   uint64_t count;               /* entries */
+  uint64_t removed;             /* tombstones in cur */
   /* Packed mode (new_bits > 0): a slot is one 64-bit word, old_chunk + 1
-   * above new_bits and new_chunk below, 8 bytes per slot.  Wide mode
+   * above new_bits and new_chunk + 1 below, 8 bytes per slot.  Wide mode
    * (new_bits == 0), for geometries too big to pack: two words per slot.
    */
   unsigned new_bits;
@@ -49,6 +57,12 @@ extern bool table_lookup (const struct cow_table *t, chunk_t old_chunk,
  */
 extern int table_insert_locked (struct cow_table *t, chunk_t old_chunk,
                                 chunk_t new_chunk);
+
+/* Remove old_chunk's mapping; false if it had none.  Lookups racing
+ * the removal see either the mapping or nothing.  Caller serialises
+ * with inserts.
+ */
+extern bool table_remove_locked (struct cow_table *t, chunk_t old_chunk);
 
 /* Free the retired arrays.  Only while no lookup can run (loading). */
 extern void table_release_retired_unshared (struct cow_table *t);

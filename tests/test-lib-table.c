@@ -224,6 +224,130 @@ START_TEST (test_lockfree_readers)
 }
 END_TEST
 
+/* Removal leaves a tombstone: the removed keys miss, the keys probed
+ * past them are still found, a removed key can be inserted again (its
+ * tombstone sits before it in the walk), and a rebuild drops the
+ * tombstones without losing an entry.
+ */
+static void
+remove_and_check (chunk_t origin_chunks)
+{
+  const uint64_t n = 20000;
+  struct cow_table t;
+  chunk_t nc;
+
+  ck_assert_int_eq (table_init (&t, origin_chunks, origin_chunks, 0), 0);
+  for (uint64_t i = 0; i < n; i++)
+    ck_assert_int_eq (table_insert_locked (&t, old_of (i, origin_chunks),
+                                           2 + i), 0);
+  for (uint64_t i = 1; i < n; i += 2)
+    ck_assert (table_remove_locked (&t, old_of (i, origin_chunks)));
+  ck_assert_uint_eq (t.count, n / 2);
+  /* A second removal, or of a key never there, finds nothing. */
+  ck_assert (!table_remove_locked (&t, old_of (1, origin_chunks)));
+  ck_assert (!table_remove_locked (&t, old_of (n + 1, origin_chunks)));
+  ck_assert_uint_eq (t.count, n / 2);
+  for (uint64_t i = 0; i < n; i++) {
+    bool found = table_lookup (&t, old_of (i, origin_chunks), &nc);
+    ck_assert_int_eq (found, i % 2 == 0);
+    if (found)
+      ck_assert_uint_eq (nc, 2 + i);
+  }
+  /* Insert every fourth removed key again, with a new value. */
+  for (uint64_t i = 1; i < n; i += 4)
+    ck_assert_int_eq (table_insert_locked (&t, old_of (i, origin_chunks),
+                                           7 + i), 0);
+  for (uint64_t i = 1; i < n; i += 2) {
+    bool found = table_lookup (&t, old_of (i, origin_chunks), &nc);
+    ck_assert_int_eq (found, i % 4 == 1);
+    if (found)
+      ck_assert_uint_eq (nc, 7 + i);
+  }
+  /* Remove and insert fresh keys until the array is rebuilt several
+   * times, tombstones and all.
+   */
+  for (uint64_t i = n; i < 40 * n; i++) {
+    ck_assert_int_eq (table_insert_locked (&t, old_of (i, origin_chunks),
+                                           2 + i), 0);
+    ck_assert (table_remove_locked (&t, old_of (i - n / 4,
+                                                origin_chunks)) ==
+               ((i - n / 4) % 4 != 3 || i - n / 4 >= n));
+  }
+  uint64_t live = 0;
+  for (uint64_t i = 0; i < 40 * n; i++) {
+    bool first = i < 3 * n / 4 && i % 4 != 3;
+    bool want = first || i >= 40 * n - n / 4;
+    ck_assert_int_eq (table_lookup (&t, old_of (i, origin_chunks), &nc),
+                      want);
+    if (want)
+      ck_assert_uint_eq (nc, (i % 4 == 1 && first ? 7 : 2) + i);
+    live += want;
+  }
+  ck_assert_uint_eq (t.count, live);
+  /* The load is live entries plus tombstones: a table that never
+   * holds more than n entries does not grow without bound.
+   */
+  table_release_retired_unshared (&t);
+  ck_assert_uint_le (table_memory (&t), (uint64_t) 2 * 1024 * 1024);
+  ck_assert_uint_le (table_max_probe (&t), MAX_PROBE);
+  table_free (&t);
+}
+
+START_TEST (test_remove)
+{
+  remove_and_check (UINT64_C (1) << 30);      /* packed */
+  remove_and_check (UINT64_C (1) << 45);      /* wide */
+}
+END_TEST
+
+/* Readers look up records that stay while the writer removes others
+ * around them and inserts enough to rebuild the array.
+ */
+static void *
+kept_reader (void *arg)
+{
+  struct race *r = arg;
+  uint64_t x = (uintptr_t) &x;
+
+  while (!atomic_load (&r->done)) {
+    chunk_t nc;
+
+    x = x * 6364136223846793005u + 1442695040888963407u;
+    uint64_t i = ((x >> 11) % 100000) * 2;
+    if (!table_lookup (&r->t, old_of (i, 1u << 30), &nc) || nc != 2 + i)
+      atomic_fetch_add (&r->bad, 1);
+  }
+  return NULL;
+}
+
+START_TEST (test_remove_lockfree_readers)
+{
+  static struct race r;
+  pthread_t th[2];
+
+  ck_assert_int_eq (table_init (&r.t, 1u << 30, 1u << 30, 0), 0);
+  /* Even i up to 200,000 stay; odd i come and go. */
+  for (uint64_t i = 0; i < 200000; i++)
+    ck_assert_int_eq (table_insert_locked (&r.t, old_of (i, 1u << 30),
+                                           2 + i), 0);
+  for (int k = 0; k < 2; k++)
+    pthread_create (&th[k], NULL, kept_reader, &r);
+  for (uint64_t i = 1; i < 200000; i += 2)
+    ck_assert (table_remove_locked (&r.t, old_of (i, 1u << 30)));
+  for (uint64_t i = 200001; i < 2000000; i += 2) {
+    ck_assert_int_eq (table_insert_locked (&r.t, old_of (i, 1u << 30),
+                                           2 + i), 0);
+    if (i > 300000)
+      ck_assert (table_remove_locked (&r.t, old_of (i - 100000, 1u << 30)));
+  }
+  atomic_store (&r.done, true);
+  for (int k = 0; k < 2; k++)
+    pthread_join (th[k], NULL);
+  ck_assert_uint_eq (atomic_load (&r.bad), 0);
+  table_free (&r.t);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -236,6 +360,8 @@ main (void)
   tcase_add_test (tc, test_new_chunk_too_big);
   tcase_add_test (tc, test_old_chunk_too_big);
   tcase_add_test (tc, test_lockfree_readers);
+  tcase_add_test (tc, test_remove);
+  tcase_add_test (tc, test_remove_lockfree_readers);
   tcase_add_loop_test (tc, test_strides_probe_short, 0,
                        sizeof strides / sizeof strides[0]);
   suite_add_tcase (s, tc);
