@@ -1,0 +1,387 @@
+/* test-lib-origin-concurrent.c: origin mode under concurrent writes to
+ * the origin and to every snapshot, with readers of every view, on
+ * memory backends.
+ *
+ * Every sector a thread writes is stamped with (view, thread, seq) and
+ * its sector number, so a read can tell where each sector came from:
+ *   - a snapshot's sector must hold its point-in-time data or a stamp
+ *     written to that snapshot: never origin data (new or zeroed);
+ *   - the origin's sector holds its old data, zeroes, or an origin stamp.
+ * Writers own their sectors (lanes of LANE sectors, interleaved between
+ * the writers of a view, so every chunk is raced over by all of them),
+ * so each one also reads back what it wrote and expects it exactly; a
+ * wide origin writer owns the top quarter and writes long unaligned
+ * runs over many chunks of every store.  At the end every view is
+ * compared with the model, then again after the stores are reopened.
+ */
+#include <config.h>
+
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "snapcow.h"
+#include "test-lib-util.h"
+
+#define SIZE (2u << 20)
+#define SECTORS (SIZE / 512)
+#define WIDE_FROM (SECTORS / 4 * 3)   /* the wide writer's sectors */
+#define LANE 2                        /* sectors per lane */
+#define ORIGIN_WRITERS 4
+#define SNAP_WRITERS 2
+#define READERS 3
+#define OPS 3000
+#define MAX_STORES 3
+#define SEED_PIT 11
+#define ZERO_ID UINT64_MAX
+
+struct world {
+  size_t n;
+  struct cow_io *origin;
+  struct cow_io *cow[MAX_STORES];
+  struct cow_store *s[MAX_STORES];
+  struct cow_origin *o;
+  uint8_t *pit;
+  /* Per view (0 the origin, 1.. the snapshots), per sector: the id last
+   * written there, 0 for the point-in-time data, ZERO_ID for zeroes.
+   * Written only by the sector's owner.
+   */
+  uint64_t *model[MAX_STORES + 1];
+  _Atomic unsigned failures;
+  _Atomic unsigned reads;       /* by the readers */
+  char failure[256];
+  pthread_mutex_t failure_lock;
+};
+
+static struct world w;
+
+static void
+note_failure (const char *fs, ...)
+  __attribute__ ((format (printf, 1, 2)));
+
+static void
+note_failure (const char *fs, ...)
+{
+  va_list args;
+
+  pthread_mutex_lock (&w.failure_lock);
+  if (w.failures++ == 0) {
+    va_start (args, fs);
+    vsnprintf (w.failure, sizeof w.failure, fs, args);
+    va_end (args);
+  }
+  pthread_mutex_unlock (&w.failure_lock);
+}
+
+static uint64_t
+make_id (unsigned view, unsigned thread, uint64_t seq)
+{
+  return (uint64_t) (view + 1) << 56 | (uint64_t) thread << 40 | seq;
+}
+
+static unsigned
+id_view (uint64_t id)
+{
+  return (id >> 56) - 1;
+}
+
+static void
+stamp (uint8_t *sector, uint64_t id, uint64_t s)
+{
+  for (int k = 0; k < 512; k += 16) {
+    memcpy (sector + k, &id, 8);
+    memcpy (sector + k + 8, &s, 8);
+  }
+}
+
+/* The id in a sector: 0 the point-in-time data, ZERO_ID zeroes, else
+ * the stamp; UINT64_MAX - 1 if it is none of these.
+ */
+static uint64_t
+id_of (const uint8_t *sector, uint64_t s)
+{
+  static const uint8_t zeroes[512];
+  uint8_t want[512];
+  uint64_t id;
+
+  if (memcmp (sector, w.pit + s * 512, 512) == 0)
+    return 0;
+  if (memcmp (sector, zeroes, 512) == 0)
+    return ZERO_ID;
+  memcpy (&id, sector, 8);
+  stamp (want, id, s);
+  return memcmp (want, sector, 512) == 0 ? id : UINT64_MAX - 1;
+}
+
+static int
+view_read (unsigned view, void *buf, uint32_t count, uint64_t offset)
+{
+  return view == 0 ? cow_origin_pread (w.o, buf, count, offset)
+    : cow_snapshot_pread (w.s[view - 1], buf, count, offset);
+}
+
+/* What any reader may see in a sector of a view. */
+static void
+check_plausible (unsigned view, const uint8_t *buf, uint64_t first,
+                 uint64_t n, const char *who)
+{
+  for (uint64_t k = 0; k < n; k++) {
+    uint64_t id = id_of (buf + k * 512, first + k);
+    bool ok = id == 0 || (view == 0 && id == ZERO_ID) ||
+      (id != ZERO_ID && id != UINT64_MAX - 1 && id_view (id) == view);
+
+    if (!ok) {
+      note_failure ("%s: view %u sector %" PRIu64 " holds id %" PRIx64,
+            who, view, first + k, id);
+      return;
+    }
+  }
+}
+
+static uint64_t
+rand_next (uint64_t *r)
+{
+  *r ^= *r << 13;
+  *r ^= *r >> 7;
+  *r ^= *r << 17;
+  return *r;
+}
+
+struct writer {
+  unsigned view, thread, nr;    /* thread index among nr writers */
+  bool wide;
+  pthread_t t;
+};
+
+/* A random run of sectors this writer owns. */
+static void
+pick (const struct writer *wr, uint64_t *rng, uint64_t *first, uint64_t *n)
+{
+  if (wr->wide) {
+    *n = 1 + rand_next (rng) % 200;
+    *first = WIDE_FROM + rand_next (rng) % (SECTORS - WIDE_FROM - *n + 1);
+    return;
+  }
+  /* Lanes of LANE sectors below the wide writer's (for the origin) or
+   * anywhere (snapshots), every nr-th one ours.
+   */
+  uint64_t top = wr->view == 0 ? WIDE_FROM : SECTORS;
+  uint64_t lanes = top / LANE / wr->nr;
+  uint64_t lane = (rand_next (rng) % lanes) * wr->nr + wr->thread;
+
+  *n = 1 + rand_next (rng) % LANE;
+  *first = lane * LANE + rand_next (rng) % (LANE - *n + 1);
+}
+
+static void *
+writer_thread (void *arg)
+{
+  struct writer *wr = arg;
+  uint64_t rng = 0x1234567 + wr->view * 131 + wr->thread * 7 + wr->wide;
+  uint8_t *buf = malloc (200 * 512), *got = malloc (200 * 512);
+  uint64_t *model = w.model[wr->view];
+
+  for (uint64_t seq = 1; seq <= OPS && w.failures == 0; seq++) {
+    uint64_t first, n, id = make_id (wr->view, wr->thread + 8 * wr->wide, seq);
+    unsigned what = rand_next (&rng) % 8;
+    int r;
+
+    pick (wr, &rng, &first, &n);
+    if (wr->view == 0 && what == 0) {
+      r = cow_origin_zero (w.o, n * 512, first * 512, false, false);
+      id = ZERO_ID;
+    }
+    else if (wr->view == 0 && what == 1) {
+      r = cow_origin_trim (w.o, n * 512, first * 512, false);
+      id = ZERO_ID;             /* the memory backend punches */
+    }
+    else {
+      for (uint64_t k = 0; k < n; k++)
+        stamp (buf + k * 512, id, first + k);
+      r = wr->view == 0
+        ? cow_origin_pwrite (w.o, buf, n * 512, first * 512, what == 2)
+        : cow_snapshot_pwrite (w.s[wr->view - 1], buf, n * 512, first * 512,
+                               what == 2);
+    }
+    if (r < 0) {
+      note_failure ("view %u: write of %" PRIu64 " sectors at %" PRIu64 ": %d",
+            wr->view, n, first, r);
+      break;
+    }
+    for (uint64_t k = 0; k < n; k++)
+      model[first + k] = id;
+    /* Read back what we own, exactly. */
+    r = view_read (wr->view, got, n * 512, first * 512);
+    if (r < 0) {
+      note_failure ("view %u: read back: %d", wr->view, r);
+      break;
+    }
+    for (uint64_t k = 0; k < n; k++)
+      if (id_of (got + k * 512, first + k) != id) {
+        note_failure ("view %u: sector %" PRIu64 " reads back id %" PRIx64
+              ", wrote %" PRIx64, wr->view, first + k,
+              id_of (got + k * 512, first + k), id);
+        break;
+      }
+    if (rand_next (&rng) % 64 == 0) {
+      r = wr->view == 0 ? cow_origin_flush (w.o)
+        : cow_store_commit (w.s[wr->view - 1]);
+      if (r < 0)
+        note_failure ("view %u: flush: %d", wr->view, r);
+    }
+  }
+  free (buf);
+  free (got);
+  return NULL;
+}
+
+static _Atomic bool stop_readers;
+
+static void *
+reader_thread (void *arg)
+{
+  uint64_t rng = 0xabcdef + (uintptr_t) arg;
+  uint8_t *buf = malloc (256 * 512);
+  char who[32];
+
+  snprintf (who, sizeof who, "reader %u", (unsigned) (uintptr_t) arg);
+  while (!stop_readers && w.failures == 0) {
+    unsigned view = rand_next (&rng) % (w.n + 1);
+    uint64_t n = 1 + rand_next (&rng) % 256;
+    uint64_t first = rand_next (&rng) % (SECTORS - n + 1);
+    int r = view_read (view, buf, n * 512, first * 512);
+
+    if (r < 0) {
+      note_failure ("%s: view %u: read: %d", who, view, r);
+      break;
+    }
+    check_plausible (view, buf, first, n, who);
+    w.reads++;
+  }
+  free (buf);
+  return NULL;
+}
+
+static void
+open_all (const uint32_t *cs)
+{
+  struct cow_origin_params op = { .message = NULL };
+
+  for (size_t i = 0; i < w.n; i++) {
+    struct cow_store_params p = { .chunk_sectors = cs[i],
+                                  .live_origin = true };
+
+    ck_assert_int_eq (cow_store_open (w.cow[i], w.origin, &p, &w.s[i]), 0);
+  }
+  ck_assert_int_eq (cow_origin_open (w.origin, w.s, w.n, &op, &w.o), 0);
+}
+
+static void
+close_all (void)
+{
+  cow_origin_close (w.o);
+  for (size_t i = 0; i < w.n; i++)
+    ck_assert_int_eq (cow_store_close (w.s[i]), 0);
+}
+
+static void
+check_exact (const char *when)
+{
+  uint8_t *buf = malloc (SIZE);
+
+  for (unsigned view = 0; view <= w.n; view++) {
+    ck_assert_int_eq (view_read (view, buf, SIZE, 0), 0);
+    for (uint64_t s = 0; s < SECTORS; s++) {
+      uint64_t id = id_of (buf + s * 512, s);
+
+      if (id != w.model[view][s])
+        ck_abort_msg ("%s: view %u sector %" PRIu64 " holds id %" PRIx64
+                      ", expected %" PRIx64, when, view, s, id,
+                      w.model[view][s]);
+    }
+  }
+  free (buf);
+}
+
+static const struct {
+  size_t n;
+  uint32_t cs[MAX_STORES];
+} configs[] = {
+  { 1, { 8 } },
+  { 3, { 8, 32, 128 } },
+};
+
+START_TEST (test_concurrent)
+{
+  struct writer writers[ORIGIN_WRITERS + 1 + MAX_STORES * SNAP_WRITERS];
+  pthread_t readers[READERS];
+  size_t nw = 0;
+
+  memset (&w, 0, sizeof w);
+  pthread_mutex_init (&w.failure_lock, NULL);
+  w.n = configs[_i].n;
+  w.pit = malloc (SIZE);
+  pattern_fill (w.pit, SIZE, SEED_PIT, 0);
+  w.origin = origin_new (SIZE, SEED_PIT);
+  for (size_t i = 0; i < w.n; i++)
+    w.cow[i] = cow_io_mem_new (NULL, 0, true);
+  for (size_t v = 0; v <= w.n; v++)
+    w.model[v] = calloc (SECTORS, sizeof *w.model[v]);
+  open_all (configs[_i].cs);
+
+  for (unsigned t = 0; t < ORIGIN_WRITERS; t++)
+    writers[nw++] = (struct writer) { .view = 0, .thread = t,
+                                      .nr = ORIGIN_WRITERS };
+  writers[nw++] = (struct writer) { .view = 0, .nr = 1, .wide = true };
+  for (unsigned v = 1; v <= w.n; v++)
+    for (unsigned t = 0; t < SNAP_WRITERS; t++)
+      writers[nw++] = (struct writer) { .view = v, .thread = t,
+                                        .nr = SNAP_WRITERS };
+  stop_readers = false;
+  for (uintptr_t k = 0; k < READERS; k++)
+    ck_assert_int_eq (pthread_create (&readers[k], NULL, reader_thread,
+                                      (void *) k), 0);
+  for (size_t k = 0; k < nw; k++)
+    ck_assert_int_eq (pthread_create (&writers[k].t, NULL, writer_thread,
+                                      &writers[k]), 0);
+  for (size_t k = 0; k < nw; k++)
+    pthread_join (writers[k].t, NULL);
+  stop_readers = true;
+  for (size_t k = 0; k < READERS; k++)
+    pthread_join (readers[k], NULL);
+  if (getenv ("SNAPCOW_ORIGIN_VERBOSE"))
+    fprintf (stderr, "config %d: %u reads\n", _i, (unsigned) w.reads);
+  if (w.failures)
+    ck_abort_msg ("%u failures, the first: %s", w.failures, w.failure);
+
+  check_exact ("at the end");
+  ck_assert_int_eq (cow_origin_flush (w.o), 0);
+  close_all ();
+  open_all (configs[_i].cs);
+  check_exact ("reopened");
+  close_all ();
+  for (size_t i = 0; i < w.n; i++)
+    cow_io_close (w.cow[i]);
+  cow_io_close (w.origin);
+  for (size_t v = 0; v <= w.n; v++)
+    free (w.model[v]);
+  free (w.pit);
+}
+END_TEST
+
+int
+main (void)
+{
+  Suite *s = suite_create ("origin-concurrent");
+  TCase *tc = tcase_create ("concurrent");
+
+  tcase_set_timeout (tc, 300);
+  tcase_add_loop_test (tc, test_concurrent, 0,
+                       sizeof configs / sizeof configs[0]);
+  suite_add_tcase (s, tc);
+  return run_suite (s);
+}
