@@ -40,6 +40,10 @@ PACKAGES=(
     e2fsprogs
     # test-refuse-signatures.sh: a partition table to refuse (sfdisk).
     fdisk
+    # The benchmark (bench/run.sh, make bench): jq reads fio's figures,
+    # perf counts the servers' syncs per flush.
+    jq
+    linux-perf
     # Man pages: pod2man and podchecker.
     perl
     # The fuzzer (make fuzz): clang and its libFuzzer runtime.

@@ -1,0 +1,255 @@
+# bench/common.sh: helpers shared by bench/run.sh and bench/origin.sh:
+# tool checks, servers on Unix sockets, fio runs and their figures,
+# the page cache between runs, medians.  Sourced, never run.
+
+bench_die ()
+{
+    echo "$BENCH_NAME: $*" >&2
+    exit 1
+}
+
+bench_log ()
+{
+    echo "$BENCH_NAME: $*" >&2
+}
+
+# need CMD PACKAGE: a clear error, naming the Debian package, when CMD
+# is missing.
+need ()
+{
+    command -v "$1" >/dev/null 2>&1 ||
+        bench_die "$1 not found: install the Debian package $2" \
+                  "(./install-deps.sh installs everything)"
+}
+
+# The plugin: $SNAPCOW_PLUGIN (make bench sets it to the uninstalled
+# build), else the installed one by name.  Likewise the tool.
+: "${SNAPCOW_PLUGIN:=snapcow}"
+: "${SNAPCOW_TOOL:=snapcow}"
+
+need_plugin ()
+{
+    nbdkit "$SNAPCOW_PLUGIN" --dump-plugin >/dev/null 2>&1 ||
+        bench_die "nbdkit cannot load the snapcow plugin" \
+                  "'$SNAPCOW_PLUGIN': run 'make bench' in a build directory," \
+                  "install it, or set SNAPCOW_PLUGIN=/path/to/nbdkit-snapcow-plugin.so"
+}
+
+need_fio_nbd ()
+{
+    need fio fio
+    fio --enghelp=nbd >/dev/null 2>&1 ||
+        bench_die "this fio has no nbd engine (fio --enghelp=nbd fails):" \
+                  "fio 3.17 or later built with libnbd is needed (Debian 12's is)"
+}
+
+# A work directory on a real disk filesystem: tmpfs would make every
+# sync free and the figures meaningless.
+bench_workdir ()
+{
+    local parent=${1:-${TMPDIR:-/var/tmp}} d fs
+    mkdir -p "$parent"
+    d=$(mktemp -d "$parent/snapcow-bench.XXXXXX")
+    fs=$(stat -f -c %T "$d")
+    case "$fs" in
+        tmpfs|ramfs) rm -rf "$d"
+                     bench_die "$parent is on $fs: give a directory on a disk with --dir" ;;
+    esac
+    echo "$d"
+}
+
+# Servers.  Each is started in the background on its own socket; the pid
+# file is written once it listens.  stop_pid sends SIGTERM (nbdkit
+# commits the store on a clean stop) and waits until the process is gone.
+start_nbdkit ()
+{
+    local sock=$1 pidf=$2
+    shift 2
+    rm -f "$sock" "$pidf"
+    nbdkit -U "$sock" -P "$pidf" "$@" ||
+        bench_die "nbdkit failed to start: nbdkit $*"
+}
+
+# A daemonised server is reparented to init, which may take its time to
+# reap it: a zombie has finished.
+pid_running ()
+{
+    local state
+    state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
+stop_pid ()
+{
+    local pidf=$1 pid i
+    [ -s "$pidf" ] || return 0
+    pid=$(cat "$pidf")
+    kill -TERM "$pid" 2>/dev/null || { rm -f "$pidf"; return 0; }
+    for (( i = 0; i < 1200; i++ )); do
+        pid_running "$pid" || break
+        sleep 0.02
+    done
+    if pid_running "$pid"; then
+        bench_log "pid $pid did not stop in 60 s; killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidf"
+}
+
+nbd_uri ()
+{
+    echo "nbd+unix:///$2?socket=$1"
+}
+
+# run_fio OUT.json SOCK [FIO OPTIONS...]: one fio run with the nbd
+# engine against the default export of SOCK ("--export=NAME" as the first
+# option picks another), total latency percentiles on.
+run_fio ()
+{
+    local out=$1 sock=$2 export=
+    shift 2
+    case "${1:-}" in
+        --export=*) export=${1#--export=}; shift ;;
+    esac
+    fio --name=bench --ioengine=nbd --uri="$(nbd_uri "$sock" "$export")" \
+        --lat_percentiles=1 --output-format=json --output="$out" \
+        "$@" >"$out.log" 2>&1 ||
+        { cat "$out.log" >&2; bench_die "fio failed: fio $*"; }
+}
+
+# fio_figure JSON DIR FIELD: a figure of the first job (the group with
+# group_reporting).  DIR is read or write; FIELD is iops, mibs (MiB/s),
+# p99 (total latency, ns), ios, or syncs (flushes the job sent).
+fio_figure ()
+{
+    local json=$1 dir=$2 field=$3
+    case "$field" in
+        iops) jq -r ".jobs[0].$dir.iops" "$json" ;;
+        mibs) jq -r ".jobs[0].$dir.bw_bytes / 1048576" "$json" ;;
+        p99)  jq -r ".jobs[0].$dir.lat_ns.percentile[\"99.000000\"] // 0" "$json" ;;
+        ios)  jq -r ".jobs[0].$dir.total_ios" "$json" ;;
+        syncs) jq -r '[.jobs[].sync.total_ios] | add' "$json" ;;
+    esac
+}
+
+# The page cache between runs.  pin_files keeps the named files (the
+# origin, the ceiling's copy) in memory by mapping them, because
+# drop_caches leaves mapped pages alone: every run then reads its origin
+# from memory, as the first run does, while everything a previous run
+# left behind is dropped.  Re-reading a 1 GiB origin from disk after
+# every drop would take seconds per run and measure the disk instead.
+PIN_PID=
+pin_files ()
+{
+    local ready=$BENCH_WORK/pin.ready
+    command -v python3 >/dev/null 2>&1 || return 0
+    python3 -c '
+import mmap, os, signal, sys
+maps = []
+for path in sys.argv[2:]:
+    fd = os.open(path, os.O_RDONLY)
+    m = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+    for off in range(0, len(m), mmap.PAGESIZE):
+        m[off]
+    maps.append(m)
+open(sys.argv[1], "w").close()
+signal.pause()
+' "$ready" "$@" &
+    PIN_PID=$!
+    while [ ! -e "$ready" ]; do
+        kill -0 "$PIN_PID" 2>/dev/null || { PIN_PID=; return 0; }
+        sleep 0.1
+    done
+}
+
+unpin_files ()
+{
+    if [ -n "$PIN_PID" ]; then
+        kill "$PIN_PID" 2>/dev/null || true
+        wait "$PIN_PID" 2>/dev/null || true
+        PIN_PID=
+    fi
+}
+
+# Whether drop_caches is possible: root, and the pinned files held.
+can_drop_caches ()
+{
+    [ "$(id -u)" -eq 0 ] && [ -n "$PIN_PID" ] && [ -w /proc/sys/vm/drop_caches ]
+}
+
+# settle: between runs.  Write back what the last run left dirty, so
+# that its writeback does not slow the next one, then drop the caches.
+settle ()
+{
+    sync
+    if can_drop_caches; then
+        echo 3 > /proc/sys/vm/drop_caches
+    fi
+}
+
+# Bytes a file takes on disk.
+disk_bytes ()
+{
+    du --block-size=1 "$1" | cut -f1
+}
+
+# Syncs: fdatasync and fsync calls of a process and all its threads,
+# counted by the kernel's syscall tracepoints (perf stat -p), which do
+# not stop the process as strace would.  count_syncs_start PID OUT,
+# then count_syncs_stop sets SYNC_COUNT (not in a subshell: it must wait
+# for perf, its child, to write the count).
+SYNC_PERF_PID=
+SYNC_PERF_OUT=
+have_sync_counter ()
+{
+    command -v perf >/dev/null 2>&1 &&
+        perf stat -x, -e syscalls:sys_enter_fdatasync -- true >/dev/null 2>&1
+}
+
+count_syncs_start ()
+{
+    SYNC_PERF_OUT=$2
+    perf stat -x, -o "$SYNC_PERF_OUT" \
+         -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync \
+         -p "$1" >/dev/null 2>&1 &
+    SYNC_PERF_PID=$!
+    # perf writes nothing until it stops; give it time to attach.
+    sleep 0.5
+}
+
+count_syncs_stop ()
+{
+    kill -INT "$SYNC_PERF_PID" 2>/dev/null || true
+    wait "$SYNC_PERF_PID" 2>/dev/null || true
+    SYNC_COUNT=$(awk -F, '/syscalls:sys_enter_f/ { n += $1 } END { print n + 0 }' \
+                     "$SYNC_PERF_OUT")
+}
+
+# median of the numbers on stdin, one a line ("-" when there are none).
+median ()
+{
+    sort -g | awk '{ v[NR] = $1 }
+        END { if (NR == 0) print "-";
+              else if (NR % 2) print v[(NR + 1) / 2];
+              else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# ratio A B: A / B with two decimals, "-" when either is missing.
+ratio ()
+{
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        if (a == "-" || b == "-" || a == "" || b == "" || b + 0 == 0) print "-";
+        else printf "%.2f\n", a / b }'
+}
+
+machine_line ()
+{
+    echo "$(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo)," \
+         "Linux $(uname -r), $(findmnt -n -o FSTYPE -T "$BENCH_WORK") under $BENCH_WORK," \
+         "$(fio --version), $(nbdkit --version | head -1), $(qemu-nbd --version | head -1 | sed 's/ (.*//')"
+}
+
+loadavg ()
+{
+    cut -d' ' -f1-3 /proc/loadavg
+}
