@@ -117,6 +117,32 @@ run_fio ()
         { cat "$out.log" >&2; bench_die "fio failed: fio $*"; }
 }
 
+# make_first_touch_log FILE SEED SIZE: a log for fio's read_iolog with a
+# random permutation of the 64K blocks of a disk of SIZE bytes, one 4K
+# write at a random 4K slot in each.  Every write lands in a chunk not
+# yet copied, at every chunk size up to 64K (and in a new qcow2 cluster
+# or cow filter block), and every server given the same SEED gets the
+# same offsets.  (fio's own blockalign=64k would turn off its random
+# map, and so repeat blocks.)
+make_first_touch_log ()
+{
+    {
+        echo "fio version 2 iolog"
+        echo "nbd add"
+        echo "nbd open"
+        awk -v seed="$2" -v n=$(( $3 / 65536 )) 'BEGIN {
+                srand(seed)
+                for (i = 0; i < n; i++) b[i] = i
+                for (i = n - 1; i > 0; i--) {
+                    j = int(rand() * (i + 1)); t = b[i]; b[i] = b[j]; b[j] = t
+                }
+                for (i = 0; i < n; i++)
+                    printf "nbd write %d 4096\n", b[i] * 65536 + int(rand() * 16) * 4096
+            }'
+        echo "nbd close"
+    } > "$1"
+}
+
 # fio_figure JSON DIR FIELD: a figure of the first job (the group with
 # group_reporting).  DIR is read or write; FIELD is iops, mibs (MiB/s),
 # p99 (total latency, ns), ios, or syncs (flushes the job sent).

@@ -199,24 +199,8 @@ stop_server ()
 # Replayed logs.  fio's fsync=16 sends far more than one flush per 16
 # writes when iodepth > 1 (the write count stays a multiple of 16 while
 # the flush is queued), so the flush workload replays a log with exactly
-# one flush after every 16th write.  First-touch writes replay a random
-# permutation of the 64K blocks, one 4K write at a random 4K slot in
-# each: every write lands in a chunk not yet copied, at every chunk size
-# up to 64K (and in a new qcow2 cluster and cow-filter block), and every
-# server gets the same offsets in one repetition.
-make_first_touch_log ()
-{
-    {
-        echo "fio version 2 iolog"
-        echo "nbd add"
-        echo "nbd open"
-        shuf -i 0-$(( blocks64k - 1 )) |
-            awk -v seed="$2" 'BEGIN { srand(seed) }
-                 { printf "nbd write %d 4096\n", $1 * 65536 + int(rand() * 16) * 4096 }'
-        echo "nbd close"
-    } > "$1"
-}
-
+# one flush after every 16th write.  First-touch writes replay
+# make_first_touch_log's permutation (common.sh).
 make_flush_log ()
 {
     awk -v seed="$2" -v n="$flush_writes" -v blocks=$(( region / 4096 )) '
@@ -314,7 +298,7 @@ settle
 for w in ${workloads//,/ }; do
     for (( rep = 1; rep <= repeat; rep++ )); do
         case "$w" in
-            first-touch) make_first_touch_log "$W/first-touch.$rep.log" "$rep" ;;
+            first-touch) make_first_touch_log "$W/first-touch.$rep.log" "$rep" "$size_bytes" ;;
             flush) make_flush_log "$W/flush.$rep.log" "$rep" ;;
         esac
         # Servers take turns within a repetition, so that a change in
