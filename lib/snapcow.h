@@ -228,7 +228,11 @@ extern int cow_snapshot_zero (struct cow_store *s, uint32_t count,
 /* Discard, as the kernel's discard_zeroes_cow: chunks with exceptions
  * are punched in the COW file over the range (reading as zeroes there,
  * their records kept); chunks without one are left alone and still
- * read from the origin.  Allocates nothing.
+ * read from the origin.  Allocates nothing.  With params.live_origin
+ * (origin mode) a trim releases instead: each whole chunk without an
+ * exception gets one pointing at a punched chunk, so it reads as zeroes
+ * and later origin writes never copy it (a full store releases no
+ * more); part of a chunk without one is left alone.
  */
 extern int cow_snapshot_trim (struct cow_store *s, uint32_t count,
                               uint64_t offset, bool fua);

@@ -20,6 +20,13 @@
  * gives back space, so it punches the chunks that have exceptions
  * (they then read as zeroes, their records stay) and leaves the others
  * reading from the origin.  Neither ever removes a record.
+ *
+ * Origin mode (s->live_origin: the origin is written through origin.c
+ * meanwhile) changes two things: a read of chunks without an exception
+ * holds their chunk locks over lookup and read, so no origin write
+ * slips in between (read_tracked); and a trim releases whole chunks,
+ * giving those without an exception one over a punched chunk, so they
+ * are never copied (release_chunk).
  */
 #include <config.h>
 
