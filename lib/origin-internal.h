@@ -55,7 +55,6 @@ struct cow_origin {
   uint64_t size;                /* bytes */
   size_t nr_stores;
   struct origin_store *st;
-  bool readonly;                /* some store is read-only */
   bool fail_write_when_full;
   uint32_t max_chunk_bytes;     /* the largest chunk of any store */
   cow_msg_fn message;

@@ -104,8 +104,6 @@ cow_origin_open (struct cow_io *io, struct cow_store *const *stores,
     r = check_store (o, i, stores[i]);
     if (r < 0)
       goto err;
-    if (stores[i]->readonly)
-      o->readonly = true;
   }
   o->st = calloc (nr_stores ? nr_stores : 1, sizeof *o->st);
   if (o->st == NULL) {
@@ -153,10 +151,23 @@ check_range (const struct cow_origin *o, uint64_t count, uint64_t offset)
   return 0;
 }
 
+/* Asked at each change, not fixed at open: a server learns that a
+ * store may be written only when a client connects, and then calls
+ * cow_store_set_writable.
+ */
+static bool
+is_readonly (const struct cow_origin *o)
+{
+  for (size_t i = 0; i < o->nr_stores; i++)
+    if (o->st[i].s->readonly)
+      return true;
+  return false;
+}
+
 static int
 check_writable (const struct cow_origin *o)
 {
-  if (o->readonly) {
+  if (is_readonly (o)) {
     origin_message (o, COW_MSG_ERROR, "the origin is read-only, as one of "
                     "its stores is");
     return -EROFS;
@@ -295,7 +306,7 @@ cow_origin_flush (struct cow_origin *o)
   CLEANUP_FREE bool *want = NULL;
   int r = 0, rc;
 
-  if (!o->readonly) {
+  if (!is_readonly (o)) {
     r = cow_io_sync (o->io);
     if (r < 0)
       origin_message (o, COW_MSG_ERROR, "cannot sync the origin: %s",

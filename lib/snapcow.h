@@ -278,8 +278,9 @@ struct cow_origin_params {
  * origin backend with params.live_origin set (chunk sizes may differ).
  * The cow_origin owns neither the backend nor the stores: close it
  * first, then the stores, then the backends.  nr_stores may be 0 (then
- * it is a plain pass-through).  A store that is read-only makes the
- * origin read-only: writes return -EROFS.  A store opened with
+ * it is a plain pass-through).  While a store is read-only the origin
+ * is too: writes return -EROFS (asked at each write, so
+ * cow_store_set_writable on the stores lifts it).  A store opened with
  * invalidate_on_overflow is refused (-EINVAL): in origin mode
  * fail_write_when_full says what a full store does (a snapshot write
  * that finds its store full gets -ENOSPC, the store stays valid).

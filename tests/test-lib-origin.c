@@ -333,7 +333,7 @@ START_TEST (test_fast_zero)
 END_TEST
 
 /* A store that origin mode cannot use is refused at open; a read-only
- * store makes the origin read-only.
+ * store makes the origin read-only until it is made writable.
  */
 START_TEST (test_refuse)
 {
@@ -366,6 +366,21 @@ START_TEST (test_refuse)
   ck_assert_int_eq (cow_origin_pwrite (o, "x", 1, 0, false), -EROFS);
   ck_assert_int_eq (cow_origin_zero (o, 1, 0, false, false), -EROFS);
   ck_assert_int_eq (cow_origin_trim (o, 1, 0, false), -EROFS);
+  /* Made writable later, as a server does when a client may write: the
+   * origin follows, and copies.
+   */
+  ck_assert_int_eq (cow_store_set_writable (s), 0);
+  ck_assert_int_eq (cow_origin_pwrite (o, "x", 1, 0, false), 0);
+  {
+    uint8_t got[2], want[2];
+
+    pattern_fill (want, 2, 1, 0);
+    ck_assert_int_eq (cow_snapshot_pread (s, got, 2, 0), 0);
+    assert_bytes (got, want, 2, "snapshot");
+    ck_assert_int_eq (cow_origin_pread (o, got, 2, 0), 0);
+    want[0] = 'x';
+    assert_bytes (got, want, 2, "origin");
+  }
   cow_origin_close (o);
   cow_store_close (s);
   cow_io_close (cow);
