@@ -104,6 +104,13 @@ cow_origin_open (struct cow_io *io, struct cow_store *const *stores,
     r = check_store (o, i, stores[i]);
     if (r < 0)
       goto err;
+    /* An origin writer would take its chunk locks twice. */
+    for (size_t j = 0; j < i; j++)
+      if (stores[j] == stores[i]) {
+        r = store_error (stores[i], EINVAL, "stores %zu and %zu are the "
+                         "same store", j, i);
+        goto err;
+      }
   }
   o->st = calloc (nr_stores ? nr_stores : 1, sizeof *o->st);
   if (o->st == NULL) {

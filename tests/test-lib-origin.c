@@ -294,6 +294,24 @@ START_TEST (test_edges)
 }
 END_TEST
 
+struct extent_log {
+  unsigned n;
+  uint64_t offset, length;
+  bool zero;
+};
+
+static int
+add_extent (void *opaque, uint64_t offset, uint64_t length, bool is_zero)
+{
+  struct extent_log *log = opaque;
+
+  log->n++;
+  log->offset = offset;
+  log->length = length;
+  log->zero = is_zero;
+  return 0;
+}
+
 START_TEST (test_passthrough)
 {
   struct rig r;
@@ -307,6 +325,18 @@ START_TEST (test_passthrough)
   ck_assert_uint_eq (c.sync, 1);  /* FUA */
   ck_assert_int_eq (cow_origin_pwrite (r.o, "abc", 3, 64 * 1024 - 2, false),
                     -EINVAL);
+  /* The memory backend has no block status: all data, in one extent. */
+  {
+    struct extent_log log = { 0 };
+
+    ck_assert_int_eq (cow_origin_extents (r.o, 5000, 100, add_extent, &log),
+                      0);
+    ck_assert_uint_eq (log.n, 1);
+    ck_assert_uint_eq (log.offset, 100);
+    ck_assert_uint_eq (log.length, 5000);
+    ck_assert (!log.zero);
+  }
+  ck_assert_int_eq (cow_origin_cache (r.o, 5000, 100), 0);
   rig_free (&r);
 }
 END_TEST
@@ -360,6 +390,15 @@ START_TEST (test_refuse)
   cow_store_close (s);
 
   p.invalidate_on_overflow = false;
+  ck_assert_int_eq (cow_store_open (cow, origin, &p, &s), 0);
+  {
+    struct cow_store *two[2] = { s, s };
+
+    ck_assert_int_eq (cow_origin_open (origin, two, 2, &op, &o), -EINVAL);
+    ck_assert (strstr (m.last_error, "the same store") != NULL);
+  }
+  cow_store_close (s);
+
   p.readonly = true;
   ck_assert_int_eq (cow_store_open (cow, origin, &p, &s), 0);
   ck_assert_int_eq (cow_origin_open (origin, &s, 1, &op, &o), 0);
