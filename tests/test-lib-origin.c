@@ -542,6 +542,41 @@ START_TEST (test_full_fail_write)
 }
 END_TEST
 
+/* A store whose commit failed (an I/O error on its sync) has failed
+ * for good: every origin write fails with EIO from then on, said once,
+ * and the origin never changes under it.  An origin read error while
+ * copying fails the write too, with nothing written.
+ */
+START_TEST (test_failed_store)
+{
+  static const uint32_t cs[] = { 8, 32 };
+  struct rig r;
+  unsigned errors;
+
+  rig_new (&r, 2, cs, 256 * 1024, 0);
+  ck_assert_int_eq (cow_origin_pwrite (r.o, "a", 1, 0, false), 0);
+  r.want_origin[0] = 'a';
+
+  cow_io_mem_fail (r.origin, "pread", 1, EIO, false);
+  ck_assert_int_eq (cow_origin_pwrite (r.o, "b", 1, 65536, false), -EIO);
+  ck_assert (strstr (r.m.last_error, "cannot read the origin") != NULL);
+  check_views (&r, "after a failed origin read");
+
+  cow_io_mem_fail (r.cow[1], "sync", 1, EIO, false);
+  ck_assert_int_eq (cow_origin_pwrite (r.o, "c", 1, 131072, false), -EIO);
+  errors = r.m.errors;
+  /* Chunk 0 is copied in both stores, yet the write fails. */
+  ck_assert_int_eq (cow_origin_pwrite (r.o, "d", 1, 1, false), -EIO);
+  ck_assert (strstr (r.m.last_error, "origin writes fail from now on")
+             != NULL);
+  ck_assert_uint_eq (r.m.errors, errors + 1);
+  ck_assert_int_eq (cow_origin_pwrite (r.o, "d", 1, 1, false), -EIO);
+  ck_assert_uint_eq (r.m.errors, errors + 1);
+  check_views (&r, "after a failed store");
+  rig_free (&r);
+}
+END_TEST
+
 /* Trim on a snapshot in origin mode releases whole chunks. */
 START_TEST (test_trim_release)
 {
@@ -888,6 +923,7 @@ main (void)
   tcase_add_test (tc, test_refuse);
   tcase_add_test (tc, test_full_invalidate);
   tcase_add_test (tc, test_full_fail_write);
+  tcase_add_test (tc, test_failed_store);
   tcase_add_test (tc, test_trim_release);
   tcase_add_test (tc, test_pending_record);
   tcase_add_test (tc, test_power_loss);
