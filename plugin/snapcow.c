@@ -3,8 +3,9 @@
  *
  * A thin adapter over lib/:
  *   params.c          the parameters;
- *   stores.c          the origin and COW store files, and each store's
- *                     life (absent, read-only, unwritable, writable);
+ *   stores.c          the origin and COW stores, and each store's life
+ *                     (absent, read-only, unwritable, writable), over
+ *   files.c           opening and checking files;
  *   exports.c         the export table (one snapshot in snapshot mode;
  *                     the origin and one snapshot per store in origin
  *                     mode);

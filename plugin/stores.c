@@ -1,5 +1,5 @@
 /* stores.c: the origin and the COW stores: opening, checking, locking
- * and creating the files, and each store's life.
+ * and creating them (with files.c's helpers), and each store's life.
  *
  * The store's life.  nbdkit tells a plugin whether it runs read-only
  * (-r) only when a client connects, in .open, but mistakes must show at
@@ -44,7 +44,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +54,7 @@
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
+#include "files.h"
 #include "origin-nbd.h"
 #include "params.h"
 #include "snapcow.h"
@@ -98,51 +98,6 @@ message (void *opaque, enum cow_msg_level level, const char *msg)
       nbdkit_debug ("%s", msg);
     break;
   }
-}
-
-/* Open a file or block device and check its type; on failure say which
- * and why.  Returns the fd, or -1.
- */
-static int
-open_file (const char *what, const char *path, int flags, struct stat *st)
-{
-  int fd = open (path, flags | O_CLOEXEC);
-
-  if (fd == -1) {
-    nbdkit_error ("cannot open the %s %s: %s", what, path,
-                  cow_strerror (errno));
-    return -1;
-  }
-  if (fstat (fd, st) == -1) {
-    nbdkit_error ("cannot stat the %s %s: %s", what, path,
-                  cow_strerror (errno));
-    close (fd);
-    return -1;
-  }
-  if (!S_ISREG (st->st_mode) && !S_ISBLK (st->st_mode)) {
-    nbdkit_error ("the %s %s is a %s, not a regular file or a block device",
-                  what, path, S_ISDIR (st->st_mode) ? "directory"
-                  : S_ISCHR (st->st_mode) ? "character device"
-                  : S_ISFIFO (st->st_mode) ? "pipe" : "special file");
-    close (fd);
-    errno = EINVAL;
-    return -1;
-  }
-  return fd;
-}
-
-/* The backend over fd, which it takes over (closed on failure too). */
-static struct cow_io *
-fd_backend (const char *what, const char *path, int fd)
-{
-  struct cow_io *io = cow_io_fd_new (fd);
-
-  if (io == NULL) {
-    nbdkit_error ("cannot open the %s %s: %s", what, path,
-                  cow_strerror (errno));
-    close (fd);
-  }
-  return io;
 }
 
 /* Writing the store over the origin would destroy both: the first
@@ -281,39 +236,6 @@ open_origin (void)
   return 0;
 }
 
-/* The store does not exist yet: the first writable connection will
- * create it, so its directory must be there and writable now, or every
- * connection would fail.  (The directory could change before then: a
- * harmless race, as in nbdkit's file plugin.)
- */
-static int
-check_cow_dir (const struct store_slot *slot)
-{
-  char *copy = strdup (slot->path);
-  const char *dir;
-  struct stat st;
-  int r = -1;
-
-  if (copy == NULL) {
-    nbdkit_error ("strdup: %s", cow_strerror (errno));
-    return -1;
-  }
-  dir = dirname (copy);
-  if (stat (dir, &st) == -1)
-    nbdkit_error ("cow=%s: cannot create the store: the directory %s: %s",
-                  slot->path, dir, cow_strerror (errno));
-  else if (!S_ISDIR (st.st_mode))
-    nbdkit_error ("cow=%s: cannot create the store: %s is not a directory",
-                  slot->path, dir);
-  else if (access (dir, W_OK | X_OK) == -1)
-    nbdkit_error ("cow=%s: cannot create the store in the directory %s: %s",
-                  slot->path, dir, cow_strerror (errno));
-  else
-    r = 0;
-  free (copy);
-  return r;
-}
-
 /* The store exists: open, lock, load and validate it read-only. */
 static int
 open_existing_store (struct store_slot *slot)
@@ -353,24 +275,6 @@ open_existing_store (struct store_slot *slot)
   return open_store (slot, slot->io, true);
 }
 
-/* Where an absent store will be created: its directory's real path
- * and its own name, or NULL.
- */
-static char *
-future_path (const struct store_slot *slot)
-{
-  char *copy = strdup (slot->path), *copy2 = strdup (slot->path);
-  char *dir = NULL, *r = NULL;
-
-  if (copy && copy2 && (dir = realpath (dirname (copy), NULL)) != NULL &&
-      asprintf (&r, "%s/%s", dir, basename (copy2)) == -1)
-    r = NULL;
-  free (dir);
-  free (copy);
-  free (copy2);
-  return r;
-}
-
 /* Two absent stores that are one file by other spellings (a/b and
  * a/./b, a link to the directory) would otherwise only be caught when
  * the first writable connection creates them.
@@ -388,7 +292,7 @@ check_absent_distinct (void)
   for (size_t i = 0; i < nr_slots && r == 0; i++) {
     if (slots[i].io)
       continue;
-    future[i] = future_path (&slots[i]);
+    future[i] = future_path (slots[i].path);
     for (size_t j = 0; j < i && future[i]; j++)
       if (future[j] && strcmp (future[i], future[j]) == 0) {
         nbdkit_error ("cow=%s and cow=%s are the same file: each snapshot "
@@ -431,7 +335,7 @@ stores_get_ready (void)
                     cow_strerror (errno));
       return -1;
     }
-    else if (check_cow_dir (slot) == -1)
+    else if (check_cow_dir (slot->path) == -1)
       return -1;
   }
   return check_absent_distinct ();
