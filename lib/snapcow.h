@@ -312,6 +312,76 @@ extern int cow_origin_extents (struct cow_origin *o, uint32_t count,
                                uint64_t offset, cow_extent_fn add,
                                void *opaque);
 
+/* Merging (merge.c): the kernel's snapshot-merge, which writes the
+ * snapshot's chunks back into the origin, last record first, so that at
+ * the end the origin is the former snapshot view and the store holds no
+ * records (cow-format.md, "Merging back into the origin").  The steps
+ * are the kernel's prepare_merge and commit_merge.  At every step the
+ * store on disk is one the kernel can load and finish merging, and its
+ * snapshot view is the same; an interrupted merge (a crash, a kill) is
+ * finished by merging again.  The store must be open writable with its
+ * origin; no other writer may use it during the merge, and it hands out
+ * no new chunks until it is reopened.
+ */
+struct cow_merge;
+
+/* A run of records consecutive in both old_chunk and new_chunk. */
+struct cow_merge_run {
+  chunk_t old_chunk;            /* first origin chunk */
+  chunk_t new_chunk;            /* first COW chunk */
+  uint64_t chunks;              /* >= 1 */
+};
+
+/* Totals of a merge so far: records and runs committed, bytes copied
+ * to the origin (a copy repeated after a crash counts again).
+ */
+struct cow_merge_totals {
+  uint64_t records, runs, bytes;
+};
+
+/* Called after each piece of a copy with its size in bytes; a negative
+ * errno stops the copy with that error.
+ */
+typedef int (*cow_merge_progress_fn) (void *opaque, uint64_t bytes);
+
+/* Start a merge: commit the pending records first, then take the area
+ * state as the disk has it.  -EROFS (read-only), -EINVAL (no origin, or
+ * an invalidated store).
+ */
+extern int cow_merge_begin (struct cow_store *s, struct cow_merge **mp);
+/* Free the merge.  Runs prepared but not committed stay in the store. */
+extern void cow_merge_end (struct cow_merge *m);
+/* The kernel's prepare_merge: the run ending at the last record not yet
+ * prepared, within its area; when the area is used up, the previous one
+ * is read.  Returns the run's length (> 0), 0 when no record is left,
+ * or a negative errno.  Several runs may be prepared before a commit.
+ */
+extern int cow_merge_prepare (struct cow_merge *m, struct cow_merge_run *run);
+/* Copy a prepared run from the store to the origin (one pread and one
+ * pwrite per piece of up to 8 MiB; only the bytes inside the origin),
+ * without a sync.
+ */
+extern int cow_merge_copy (struct cow_merge *m,
+                           const struct cow_merge_run *run,
+                           cow_merge_progress_fn progress, void *opaque);
+/* The kernel's commit_merge, after its merge_callback's origin flush:
+ * sync the origin, zero the prepared records in their areas (emptied
+ * areas highest first, each synced), write the current area, sync the
+ * store, drop the records from the table.  Every run prepared must have
+ * been copied.  On failure the store object fails (-EIO afterwards);
+ * what is on disk is still a good store: reopen it and merge again.
+ */
+extern int cow_merge_commit (struct cow_merge *m);
+/* Prepare and copy runs until `budget` bytes or no record is left, then
+ * commit: the number of records merged (0: done), or a negative errno.
+ * When no record is left, the store's data chunks are punched (where
+ * the backend can), so a merged store holds no stray data.
+ */
+extern int64_t cow_merge_step (struct cow_merge *m, uint64_t budget,
+                               cow_merge_progress_fn progress, void *opaque);
+extern void cow_merge_get_totals (const struct cow_merge *m,
+                                  struct cow_merge_totals *t);
+
 /* Inspection, for the tool. */
 
 /* Chunk 0 as it is on disk, unchecked (an invalidated or foreign store
