@@ -373,6 +373,84 @@ START_TEST (test_concurrent)
 }
 END_TEST
 
+/* Concurrent origin writers to the same chunks: one copy each, no
+ * chunk allocated twice (next_free counts every allocation).
+ */
+#define SAME_THREADS 8
+#define SAME_CHUNKS 64
+
+struct same_arg {
+  unsigned t;
+  uint8_t *pit;
+};
+
+static void *
+same_thread (void *arg)
+{
+  struct same_arg *a = arg;
+
+  /* Every thread writes its own sector of every chunk. */
+  for (unsigned c = 0; c < SAME_CHUNKS; c++) {
+    uint8_t buf[512];
+
+    stamp (buf, make_id (0, a->t, c + 1), c * 8 + a->t);
+    if (cow_origin_pwrite (w.o, buf, 512, (c * 8 + a->t) * 512, false) < 0)
+      note_failure ("thread %u chunk %u: write failed", a->t, c);
+  }
+  return NULL;
+}
+
+START_TEST (test_single_copy)
+{
+  static const uint32_t cs[] = { 8, 8 };
+  pthread_t t[SAME_THREADS];
+  struct same_arg args[SAME_THREADS];
+  struct cow_usage u;
+  uint8_t *buf = malloc (SAME_CHUNKS * 4096);
+
+  memset (&w, 0, sizeof w);
+  pthread_mutex_init (&w.failure_lock, NULL);
+  w.n = 2;
+  w.pit = malloc (SIZE);
+  pattern_fill (w.pit, SIZE, SEED_PIT, 0);
+  w.origin = origin_new (SIZE, SEED_PIT);
+  for (size_t i = 0; i < w.n; i++)
+    w.cow[i] = cow_io_mem_new (NULL, 0, true);
+  open_all (cs);
+  for (unsigned k = 0; k < SAME_THREADS; k++) {
+    args[k] = (struct same_arg) { .t = k, .pit = w.pit };
+    ck_assert_int_eq (pthread_create (&t[k], NULL, same_thread, &args[k]),
+                      0);
+  }
+  for (unsigned k = 0; k < SAME_THREADS; k++)
+    pthread_join (t[k], NULL);
+  if (w.failures)
+    ck_abort_msg ("%s", w.failure);
+  for (size_t i = 0; i < w.n; i++) {
+    cow_store_usage (w.s[i], &u);
+    ck_assert_uint_eq (u.records, SAME_CHUNKS);
+    ck_assert_uint_eq (u.pending, 0);
+    ck_assert_uint_eq (u.allocated_sectors, (2 + SAME_CHUNKS) * 8);
+    ck_assert_int_eq (cow_snapshot_pread (w.s[i], buf, SAME_CHUNKS * 4096,
+                                          0), 0);
+    assert_bytes (buf, w.pit, SAME_CHUNKS * 4096, "snapshot");
+  }
+  ck_assert_int_eq (cow_origin_pread (w.o, buf, SAME_CHUNKS * 4096, 0), 0);
+  for (uint64_t sec = 0; sec < SAME_CHUNKS * 8; sec++) {
+    uint64_t want = sec % 8 < SAME_THREADS
+      ? make_id (0, sec % 8, sec / 8 + 1) : 0;
+
+    ck_assert_uint_eq (id_of (buf + sec * 512, sec), want);
+  }
+  close_all ();
+  for (size_t i = 0; i < w.n; i++)
+    cow_io_close (w.cow[i]);
+  cow_io_close (w.origin);
+  free (w.pit);
+  free (buf);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -382,6 +460,7 @@ main (void)
   tcase_set_timeout (tc, 300);
   tcase_add_loop_test (tc, test_concurrent, 0,
                        sizeof configs / sizeof configs[0]);
+  tcase_add_test (tc, test_single_copy);
   suite_add_tcase (s, tc);
   return run_suite (s);
 }
