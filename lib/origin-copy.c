@@ -230,7 +230,7 @@ copy_into (struct cow_store *s, chunk_t first, chunk_t last,
            const char *buf, uint64_t lo, bool *added)
 {
   struct copy_run run = { 0, 0, 0 };
-  int r = 0;
+  int r = 0, rf;
 
   for (chunk_t c = first; c <= last; c++) {
     chunk_t nc;
@@ -255,10 +255,11 @@ copy_into (struct cow_store *s, chunk_t first, chunk_t last,
   /* What was allocated before a failure is written and recorded still:
    * the origin has not changed, so those copies hold the true old data.
    */
-  if (flush_run (s, &run, buf, lo) == 0)
+  rf = flush_run (s, &run, buf, lo);
+  if (rf == 0)
     *added |= run.n > 0;
   else if (r == 0)
-    r = -EIO;
+    r = rf;
   return r;
 }
 

@@ -577,6 +577,41 @@ START_TEST (test_failed_store)
 }
 END_TEST
 
+/* The filesystem under a store is full when a copy is written (ENOSPC
+ * from the write itself, not from the store's own size): the on-full
+ * policy applies as for a full store.
+ */
+START_TEST (test_copy_enospc)
+{
+  static const uint32_t cs[] = { 8 };
+
+  for (int fail_write = 0; fail_write <= 1; fail_write++) {
+    struct rig r;
+
+    rig_new (&r, 1, cs, 64 * 1024, 0);
+    cow_origin_close (r.o);
+    open_origin (&r, fail_write);
+    cow_io_mem_fail (r.cow[0], "pwrite", 1, ENOSPC, false);
+    if (fail_write) {
+      ck_assert_int_eq (cow_origin_pwrite (r.o, "x", 1, 5000, false),
+                        -ENOSPC);
+      check_views (&r, "refused");
+      ck_assert_int_eq (cow_origin_pwrite (r.o, "x", 1, 5000, false), 0);
+      r.want_origin[5000] = 'x';
+      check_views (&r, "room again");
+    }
+    else {
+      uint8_t b;
+
+      ck_assert_int_eq (cow_origin_pwrite (r.o, "x", 1, 5000, false), 0);
+      ck_assert (strstr (r.m.last_error, "snapshot invalidated") != NULL);
+      ck_assert_int_eq (cow_snapshot_pread (r.s[0], &b, 1, 0), -EIO);
+    }
+    rig_free (&r);
+  }
+}
+END_TEST
+
 /* Trim on a snapshot in origin mode releases whole chunks. */
 START_TEST (test_trim_release)
 {
@@ -924,6 +959,7 @@ main (void)
   tcase_add_test (tc, test_full_invalidate);
   tcase_add_test (tc, test_full_fail_write);
   tcase_add_test (tc, test_failed_store);
+  tcase_add_test (tc, test_copy_enospc);
   tcase_add_test (tc, test_trim_release);
   tcase_add_test (tc, test_pending_record);
   tcase_add_test (tc, test_power_loss);
