@@ -30,7 +30,7 @@ usage: bench/run.sh [--quick] [--repeat N] [--json FILE] [--size SIZE]
                    reported (default 3; 1 with --quick)
   --json FILE      write every figure, run by run, to FILE
   --size SIZE      origin size (default 1G; 256M with --quick)
-  --runtime SEC    length of each timed run (default 2; 1 with --quick)
+  --runtime SEC    length of each timed run (default 1.5; 1 with --quick)
   --dir DIR        where the origin and overlays go (default \$TMPDIR or
                    /var/tmp); must be a disk filesystem, not tmpfs
   --servers LIST   comma-separated subset of:
@@ -73,10 +73,12 @@ done
 if [ $quick = 1 ]; then
     : "${repeat:=1}" "${size:=256M}" "${runtime:=1}"
 else
-    : "${repeat:=3}" "${size:=1G}" "${runtime:=2}"
+    : "${repeat:=3}" "${size:=1G}" "${runtime:=1.5}"
 fi
 [[ $repeat =~ ^[1-9][0-9]*$ ]] || bench_die "--repeat: not a positive number: $repeat"
-[[ $runtime =~ ^[1-9][0-9]*$ ]] || bench_die "--runtime: not a whole number of seconds: $runtime"
+[[ $runtime =~ ^[0-9]+(\.[0-9]+)?$ ]] || bench_die "--runtime: not a number of seconds: $runtime"
+runtime_ms=$(awk -v r="$runtime" 'BEGIN { printf "%d", r * 1000 }')
+(( runtime_ms >= 100 )) || bench_die "--runtime: at least 0.1 s"
 size_bytes=$(numfmt --from=iec "$size" 2>/dev/null) ||
     bench_die "--size: not a size: $size"
 (( size_bytes >= 64 * 1048576 && size_bytes % 1048576 == 0 )) ||
@@ -125,7 +127,7 @@ region=$(( size_bytes / 4 ))
 blocks64k=$(( size_bytes / 65536 ))
 # The flush workload is a fixed number of writes (a replayed log, see
 # below): about as many as a timed run at 16K IOPS.
-flush_writes=$(( 16384 * runtime ))
+flush_writes=$(( 16384 * runtime_ms / 1000 / 16 * 16 ))
 
 ceiling=$W/ceiling.img
 origin=$W/origin.img
@@ -221,7 +223,7 @@ title ()
         flush) echo "steady 4K random writes, a flush after every 16th ($flush_writes writes)" ;;
         seq-write) echo "1M sequential writes (the whole disk, fresh overlay)" ;;
         rand-read) echo "4K random reads over a half-written overlay (every other 64K written)" ;;
-        seq-read) echo "64K sequential reads over a half-written overlay" ;;
+        seq-read) echo "64K sequential reads over a half-written overlay (the same one, after the random reads)" ;;
         conn4) echo "4 connections of steady 4K random writes (iodepth $IODEPTH each)" ;;
     esac
 }
@@ -241,11 +243,11 @@ prepare ()
 {
     case "$1" in
         steady|flush|conn4)
-            run_fio "$W/pre.json" "$sock" --rw=write --bs=1M --iodepth=4 \
+            run_fio "$W/pre.json" "$sock" --rw=write --bs=1M --iodepth=$IODEPTH \
                     --size="$region" --end_fsync=1 ;;
         rand-read|seq-read)
             run_fio "$W/pre.json" "$sock" --rw=write:64k --bs=64k \
-                    --iodepth=4 --end_fsync=1 ;;
+                    --iodepth=$IODEPTH --end_fsync=1 ;;
         *) return 0 ;;
     esac
     sync
@@ -255,7 +257,7 @@ prepare ()
 measure ()
 {
     local common=(--iodepth=$IODEPTH)
-    local timed=(--time_based --runtime="$runtime")
+    local timed=(--time_based --runtime="${runtime_ms}ms")
     case "$1" in
         first-touch)
             run_fio "$2" "$sock" "${common[@]}" --read_iolog="$W/first-touch.$3.log" \
@@ -285,19 +287,46 @@ direction ()
     case "$1" in rand-read|seq-read) echo read ;; *) echo write ;; esac
 }
 
+# Sessions: the workloads measured on one server start.  The two read
+# workloads read the same half-written overlay, which reads leave as it
+# was, so one preparation serves both.
+sessions=()
+for w in ${workloads//,/ }; do
+    case "$w" in
+        rand-read|seq-read)
+            case " ${sessions[*]:-} " in
+                *" reads "*) ;;
+                *) sessions+=(reads) ;;
+            esac ;;
+        *) sessions+=("$w") ;;
+    esac
+done
+session_workloads ()
+{
+    local w
+    if [ "$1" = reads ]; then
+        for w in ${workloads//,/ }; do
+            case "$w" in rand-read|seq-read) echo "$w" ;; esac
+        done
+    else
+        echo "$1"
+    fi
+}
+
 # One line per run: workload server rep value p99_ns disk_bytes syncs flushes
 results=$W/results.tsv
 : > "$results"
-nruns=0
-for w in ${workloads//,/ }; do
-    for s in ${servers//,/ }; do nruns=$(( nruns + repeat )); done
+nstarts=0
+for se in "${sessions[@]}"; do
+    for s in ${servers//,/ }; do nstarts=$(( nstarts + repeat )); done
 done
 run=0
 t0=$(date +%s)
 settle
-for w in ${workloads//,/ }; do
+for se in "${sessions[@]}"; do
+    sw=$(session_workloads "$se")
     for (( rep = 1; rep <= repeat; rep++ )); do
-        case "$w" in
+        case "$se" in
             first-touch) make_first_touch_log "$W/first-touch.$rep.log" "$rep" "$size_bytes" ;;
             flush) make_flush_log "$W/flush.$rep.log" "$rep" ;;
         esac
@@ -305,30 +334,35 @@ for w in ${workloads//,/ }; do
         # the machine's load falls on all of them alike.
         for s in ${servers//,/ }; do
             run=$(( run + 1 ))
-            bench_log "[$run/$nruns] $w on $s, run $rep"
+            bench_log "[$run/$nstarts] $(echo $sw) on $s, run $rep"
             start_server "$s"
-            prepare "$w"
-            out=$W/$w.$s.$rep.json
-            syncs=- flushes=-
-            if [ "$w" = flush ] && [ $sync_counter = 1 ]; then
-                count_syncs_start "$(cat "$pidf")" "$W/perf.out"
-                measure "$w" "$out" "$rep"
-                count_syncs_stop
-                syncs=$SYNC_COUNT
-                flushes=$(fio_figure "$out" write syncs)
-            else
-                measure "$w" "$out" "$rep"
-            fi
-            dir=$(direction "$w")
-            if [ "$(unit "$w")" = IOPS ]; then
-                value=$(fio_figure "$out" "$dir" iops)
-            else
-                value=$(fio_figure "$out" "$dir" mibs)
-            fi
-            p99=$(fio_figure "$out" "$dir" p99)
+            prepare "${sw%%$'\n'*}"
+            lines=()
+            for w in $sw; do
+                out=$W/$w.$s.$rep.json
+                syncs=- flushes=-
+                if [ "$w" = flush ] && [ $sync_counter = 1 ]; then
+                    count_syncs_start "$(cat "$pidf")" "$W/perf.out"
+                    measure "$w" "$out" "$rep"
+                    count_syncs_stop
+                    syncs=$SYNC_COUNT
+                    flushes=$(fio_figure "$out" write syncs)
+                else
+                    measure "$w" "$out" "$rep"
+                fi
+                dir=$(direction "$w")
+                if [ "$(unit "$w")" = IOPS ]; then
+                    value=$(fio_figure "$out" "$dir" iops)
+                else
+                    value=$(fio_figure "$out" "$dir" mibs)
+                fi
+                p99=$(fio_figure "$out" "$dir" p99)
+                lines+=("$w"$'\t'"$s"$'\t'"$rep"$'\t'"$value"$'\t'"$p99"$'\t'BYTES$'\t'"$syncs"$'\t'"$flushes")
+            done
             bytes=$(stop_server "$s")
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$s" "$rep" \
-                   "$value" "$p99" "$bytes" "$syncs" "$flushes" >> "$results"
+            for l in "${lines[@]}"; do
+                echo "${l/BYTES/$bytes}" >> "$results"
+            done
             rm -f "$W"/store.cow "$W"/overlay.qcow2
             settle
         done
@@ -392,7 +426,7 @@ echo
 echo "# snapcow benchmark"
 echo
 echo "Machine: $(machine_line)."
-echo "Load average $load_start at the start, $load_end at the end; $nruns runs in ${elapsed} s."
+echo "Load average $load_start at the start, $load_end at the end; $nstarts server starts in ${elapsed} s."
 echo "Origin: $size of random data.  Each figure is the median of $repeat run(s);"
 echo "timed runs last $runtime s; iodepth $IODEPTH; $cache_note."
 echo "Ratios: × ceiling is against nbdkit's file plugin on a copy (no COW);"
