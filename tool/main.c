@@ -1,6 +1,6 @@
 /* main.c: the snapcow command: finds the subcommand by name and runs
  * it.  Each command lives in its own file (create.c, info.c, check.c,
- * dump.c, map.c) over lib/.
+ * dump.c, map.c, merge.c) over lib/.
  */
 #include <config.h>
 
@@ -20,6 +20,7 @@ static const struct {
   { "check",  cmd_check,  "check every record; list every problem" },
   { "dump",   cmd_dump,   "list the records in on-disk order" },
   { "map",    cmd_map,    "map the changed ranges (and the origin's)" },
+  { "merge",  cmd_merge,  "write the snapshot back into its origin" },
 };
 
 static void

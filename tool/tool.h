@@ -21,6 +21,7 @@ extern int cmd_info (int argc, char **argv);
 extern int cmd_check (int argc, char **argv);
 extern int cmd_dump (int argc, char **argv);
 extern int cmd_map (int argc, char **argv);
+extern int cmd_merge (int argc, char **argv);
 
 /* "snapcow info" etc., for messages. */
 extern const char *command_name;
