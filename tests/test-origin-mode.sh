@@ -8,7 +8,8 @@
 # snapshot export changes that snapshot only; after a restart all of
 # it still holds.  nbdinfo --list shows every export with its exact
 # description and preferred block size; an unknown export name is
-# refused, and the log names the exports there are.
+# refused, and the log names the exports there are.  With -r every
+# export is read-only and nothing is written.
 
 source ./functions.sh
 set -e
@@ -122,6 +123,19 @@ start_nbdkit -P $d/pid -U $sock $P $d/origin mode=origin cow=$d/a.cow \
 check_all "" $d/m0 "$d/a.cow" $d/ma "$d/b.cow" $d/mb "$d/c.cow" $d/mc
 stop_nbdkit $d/pid
 cmp $d/origin $d/m0
+
+# With -r every export is read-only, and still shows its data; the
+# files are not written.
+md5sum $d/origin $d/a.cow $d/b.cow $d/c.cow > $d/sums
+start_nbdkit -P $d/pid -U $sock -r $P $d/origin mode=origin \
+             cow=$d/a.cow cow=$d/b.cow cow=$d/c.cow
+check_all "" $d/m0 "$d/a.cow" $d/ma "$d/b.cow" $d/mb "$d/c.cow" $d/mc
+nbdinfo --list "nbd+unix:///?socket=$sock" > $d/list
+test "$(grep -c '^export=' $d/list)" = 4
+test "$(grep -c 'is_read_only: true' $d/list)" = 4
+stop_nbdkit $d/pid
+md5sum -c $d/sums
+
 for s in a:8 b:128 c:32; do
     snapcow_tool info --json $d/${s%:*}.cow | grep -E "\"chunk_sectors\": ${s#*:}[,}]"
 done
