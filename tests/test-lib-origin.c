@@ -943,6 +943,138 @@ START_TEST (test_power_loss)
 }
 END_TEST
 
+/* Power loss in random workloads over three stores of 4K, 16K and 64K
+ * chunks: sector-aligned origin writes and zeroes, snapshot writes,
+ * flushes and commits, in a random order, with the power going after a
+ * random number of writes and syncs.  Every sector that a workload
+ * writes is stamped (who, which write, which sector); after the crash
+ * each snapshot sector must hold its point-in-time data or a stamp of
+ * a write to that very snapshot and sector: never origin data.
+ */
+#define RPL_SIZE (512 * 1024)
+#define RPL_SECTORS (RPL_SIZE / 512)
+#define RPL_OPS 24
+#define RPL_RUNS 150
+
+struct rpl_write {
+  int view;                     /* -1 the origin, else the store */
+  uint64_t first, n;
+};
+
+static void
+rpl_stamp (uint8_t *sector, uint64_t id, uint64_t sec)
+{
+  for (int k = 0; k < 512; k += 16) {
+    memcpy (sector + k, &id, 8);
+    memcpy (sector + k + 8, &sec, 8);
+  }
+}
+
+static void
+power_loss_random_run (uint64_t seed)
+{
+  static const uint32_t cs[] = { 8, 32, 128 };
+  struct cow_io *origin = origin_new (RPL_SIZE, SEED_PIT);
+  struct cow_io *cow[3], *dcow[3], *dorigin = dying_new (origin);
+  struct cow_store *s[3];
+  struct cow_origin *o;
+  struct cow_origin_params op = { .message = quiet };
+  struct cow_store_params p = { .message = quiet, .live_origin = true };
+  struct rpl_write log[RPL_OPS];
+  uint8_t *pit = malloc (RPL_SIZE), *buf = malloc (RPL_SIZE);
+  long budget;
+
+  rng = seed * 0x9e3779b97f4a7c15u + 1;
+  pattern_fill (pit, RPL_SIZE, SEED_PIT, 0);
+  atomic_store (&ops_left, LONG_MAX);
+  for (int i = 0; i < 3; i++) {
+    cow[i] = cow_io_mem_new (NULL, 0, true);
+    dcow[i] = dying_new (cow[i]);
+    p.chunk_sectors = cs[i];
+    ck_assert_int_eq (cow_store_open (dcow[i], dorigin, &p, &s[i]), 0);
+  }
+  ck_assert_int_eq (cow_origin_open (dorigin, s, 3, &op, &o), 0);
+  ck_assert_int_eq (cow_io_mem_track_power_loss (origin), 0);
+  for (int i = 0; i < 3; i++)
+    ck_assert_int_eq (cow_io_mem_track_power_loss (cow[i]), 0);
+  budget = next_rand () % 120;
+  atomic_store (&ops_left, budget);
+
+  for (unsigned k = 0; k < RPL_OPS; k++) {
+    unsigned what = next_rand () % 16;
+    struct rpl_write *wr = &log[k];
+    uint64_t id = k + 1;
+
+    wr->n = 1 + next_rand () % 160;
+    wr->first = next_rand () % (RPL_SECTORS - wr->n + 1);
+    wr->view = what < 8 ? -1 : (int) (next_rand () % 3);
+    for (uint64_t j = 0; j < wr->n; j++)
+      rpl_stamp (buf + j * 512, id, wr->first + j);
+    if (what < 6)
+      cow_origin_pwrite (o, buf, wr->n * 512, wr->first * 512,
+                         next_rand () % 4 == 0);
+    else if (what < 8)
+      cow_origin_zero (o, wr->n * 512, wr->first * 512, false, false);
+    else if (what < 14)
+      cow_snapshot_pwrite (s[wr->view], buf, wr->n * 512, wr->first * 512,
+                           false);
+    else if (what == 14)
+      cow_origin_flush (o);
+    else
+      cow_store_commit (s[wr->view]);
+  }
+  atomic_store (&ops_left, 0);  /* the power goes, if it had not */
+  cow_origin_close (o);
+  for (int i = 0; i < 3; i++)
+    cow_store_close (s[i]);
+  ck_assert_int_eq (cow_io_mem_power_loss_random (origin, seed, NULL), 0);
+  for (int i = 0; i < 3; i++)
+    ck_assert_int_eq (cow_io_mem_power_loss_random (cow[i], seed + i + 1,
+                                                    NULL), 0);
+
+  for (int i = 0; i < 3; i++) {
+    p.chunk_sectors = cs[i];
+    ck_assert_int_eq (cow_store_open (cow[i], origin, &p, &s[i]), 0);
+    ck_assert_int_eq (cow_snapshot_pread (s[i], buf, RPL_SIZE, 0), 0);
+    for (uint64_t sec = 0; sec < RPL_SECTORS; sec++) {
+      const uint8_t *got = buf + sec * 512;
+      uint8_t want[512];
+      uint64_t id;
+      bool ok = memcmp (got, pit + sec * 512, 512) == 0;
+
+      memcpy (&id, got, 8);
+      if (!ok && id >= 1 && id <= RPL_OPS) {
+        const struct rpl_write *wr = &log[id - 1];
+
+        rpl_stamp (want, id, sec);
+        ok = wr->view == i && sec >= wr->first && sec < wr->first + wr->n
+          && memcmp (got, want, 512) == 0;
+      }
+      if (!ok)
+        ck_abort_msg ("seed %" PRIu64 " budget %ld: snapshot %d sector %"
+                      PRIu64 " holds neither its point in time nor its "
+                      "own write (id %" PRIu64 ")", seed, budget, i, sec,
+                      id);
+    }
+    cow_store_close (s[i]);
+  }
+  for (int i = 0; i < 3; i++) {
+    cow_io_close (dcow[i]);
+    cow_io_close (cow[i]);
+  }
+  cow_io_close (dorigin);
+  cow_io_close (origin);
+  free (pit);
+  free (buf);
+}
+
+START_TEST (test_power_loss_random)
+{
+  for (uint64_t seed = 1; seed <= RPL_RUNS; seed++)
+    power_loss_random_run (seed);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -963,6 +1095,7 @@ main (void)
   tcase_add_test (tc, test_trim_release);
   tcase_add_test (tc, test_pending_record);
   tcase_add_test (tc, test_power_loss);
+  tcase_add_test (tc, test_power_loss_random);
   suite_add_tcase (s, tc);
   return run_suite (s);
 }
