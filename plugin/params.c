@@ -94,6 +94,11 @@ add_cow (const char *value)
   struct cow_param *cows;
   struct cow_param c;
 
+  /* "" would also be the name of the origin's export. */
+  if (*value == '\0') {
+    nbdkit_error ("cow=: the store needs a file name");
+    return -1;
+  }
   c.path = nbdkit_absolute_path (value);
   if (c.path == NULL)
     return -1;

@@ -53,6 +53,8 @@ expect_fail "mode=merged: must be 'snapshot' or 'origin'" \
             $P $d/origin cow=$d/a mode=merged
 expect_fail "on-full=sometimes: must be 'invalidate' or 'fail-write'" \
             $P $d/origin cow=$d/a mode=origin on-full=sometimes
+expect_fail "cow=: the store needs a file name" \
+            $P $d/origin mode=origin cow=$d/a cow=
 expect_fail "cow=$d/b: a second store needs mode=origin (mode=snapshot serves one snapshot)" \
             $P $d/origin cow=$d/a cow=$d/b
 expect_fail "cow=$d/b: a second store needs mode=origin (mode=snapshot serves one snapshot)" \
