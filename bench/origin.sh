@@ -79,6 +79,8 @@ need_fio_nbd
 need jq jq
 need numfmt coreutils
 need dd coreutils
+need md5sum coreutils
+[ "$part" = origin ] || need nbdcopy libnbd-bin
 need_plugin
 command -v "$SNAPCOW_TOOL" >/dev/null 2>&1 ||
     bench_die "the snapcow command '$SNAPCOW_TOOL' is not found: run" \
@@ -104,6 +106,7 @@ trap cleanup EXIT
 trap 'exit 1' INT QUIT TERM
 
 IODEPTH=16
+chunk_size=$(numfmt --from=iec "$chunk")
 origin=$W/origin.img
 sock=$W/server.sock
 pidf=$W/server.pid
@@ -180,14 +183,21 @@ for w in $origin_workloads; do
     done
 done
 unpin_files
+DROP_UNPINNED=1
 
 # Part 2: the offline merge.  A store is filled through a snapshot-mode
 # server (sequentially, 1M writes over the whole disk, so that its
 # records run on in old and new chunks and the merge can copy runs; or
-# one 4K write in each 64K block in random order, so that no two
-# records run on), then, from a cold cache both times, dd copies as
-# many bytes as the store holds chunks from the store into the origin
-# (sequential 1M blocks, then fdatasync), and `snapcow merge` merges it.
+# whole chunks of a random quarter of the disk, in random order, so
+# that few records run on), then, from a cold cache both times, dd
+# copies as many bytes as the store holds chunks from the store into a
+# copy of the origin (sequential 1M blocks over blocks already
+# allocated, as the origin's are, then fdatasync; not into the origin
+# itself, which must stay as the store expects), and `snapcow merge`
+# merges it.
+# The snapshot's view is read before the merge (nbdcopy) and the origin
+# after it: a merge that did not put the snapshot into the origin stops
+# the benchmark instead of looking fast.
 merges=$W/merge.tsv
 : > "$merges"
 fill_store ()
@@ -198,10 +208,12 @@ fill_store ()
     case $1 in
         sequential) run_fio "$W/fill.json" "$sock" --iodepth=4 --rw=write \
                             --bs=1M --end_fsync=1 ;;
-        random) make_first_touch_log "$W/fill.log" "$2" "$size_bytes"
-                run_fio "$W/fill.json" "$sock" --iodepth=$IODEPTH \
-                        --read_iolog="$W/fill.log" --replay_no_stall=1 --end_fsync=1 ;;
+        random) run_fio "$W/fill.json" "$sock" --iodepth=$IODEPTH --rw=randwrite \
+                        --bs="$chunk" --number_ios=$(( size_bytes / chunk_size / 4 )) \
+                        --randseed="$2" --end_fsync=1 ;;
     esac
+    nbdcopy "$(nbd_uri "$sock")" - | md5sum | cut -d' ' -f1 > "$W/view.md5" ||
+        { tail -5 "$W/server.log" >&2; bench_die "nbdcopy could not read the snapshot"; }
     stop_pid "$pidf"
 }
 
@@ -215,6 +227,7 @@ chunk_bytes ()
 
 merge_kinds="sequential random"
 [ "$part" = origin ] && merge_kinds=
+[ -z "$merge_kinds" ] || cp "$origin" "$W/dd-target.img"
 for kind in $merge_kinds; do
     for (( rep = 1; rep <= repeat; rep++ )); do
         bench_log "merge of a $kind store, run $rep"
@@ -223,7 +236,7 @@ for kind in $merge_kinds; do
         (( bytes > 0 )) || bench_die "the $kind store holds no chunk after its fill"
         settle
         t=$(date +%s.%N)
-        dd if="$W/merge.cow" of="$origin" bs=1M count=$(( bytes / 1048576 )) \
+        dd if="$W/merge.cow" of="$W/dd-target.img" bs=1M count=$(( bytes / 1048576 )) \
            conv=notrunc,fdatasync status=none
         dd_s=$(awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
         settle
@@ -233,6 +246,8 @@ for kind in $merge_kinds; do
         merge_s=$(awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
         left=$(chunk_bytes)
         [ "$left" = 0 ] || bench_die "the store still holds $left bytes of chunks after the merge"
+        [ "$(md5sum < "$origin" | cut -d' ' -f1)" = "$(cat "$W/view.md5")" ] ||
+            bench_die "after the merge the origin is not the snapshot's view"
         printf '%s\t%s\t%s\t%s\t%s\n' "$kind" "$rep" "$bytes" "$dd_s" "$merge_s" >> "$merges"
         settle
     done
