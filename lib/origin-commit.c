@@ -150,12 +150,17 @@ committer_wait (struct committer *c, uint64_t ticket)
   return c->result;
 }
 
-/* The result of store i's commit, after the on-full policy. */
+/* The result of store i's commit, after the on-full policy.  A store
+ * invalidated meanwhile (full, in another writer) is skipped from now
+ * on, its commit's failure with it.
+ */
 static int
 commit_result (struct cow_origin *o, size_t i, int r)
 {
   if (r == -ENOSPC)
     return origin_store_full (o, i);
+  if (r < 0 && !o->st[i].s->valid && !o->st[i].s->failed)
+    return origin_store_usable (o, i) < 0 ? r : 0;
   return r;
 }
 
@@ -163,29 +168,41 @@ int
 origin_commit_stores (struct cow_origin *o, const bool *want)
 {
   CLEANUP_FREE uint64_t *tickets = NULL;
+  CLEANUP_FREE bool *use = NULL;
   CLEANUP_FREE bool *asked = NULL;
-  size_t inline_first = o->nr_stores;
+  bool inline_done = false;
   size_t count = 0;
   int r = 0;
 
-  for (size_t i = 0; i < o->nr_stores; i++)
-    count += want[i];
-  if (count == 0)
-    return 0;
-  tickets = calloc (o->nr_stores, sizeof *tickets);
-  asked = calloc (o->nr_stores, sizeof *asked);
-  if (tickets == NULL || asked == NULL) {
+  tickets = calloc (o->nr_stores ?: 1, sizeof *tickets);
+  use = calloc (o->nr_stores ?: 1, sizeof *use);
+  asked = calloc (o->nr_stores ?: 1, sizeof *asked);
+  if (tickets == NULL || use == NULL || asked == NULL) {
     origin_message (o, COW_MSG_ERROR, "out of memory");
     return -ENOMEM;
   }
-  if (count > 1)
-    start_committers (o);
+  /* An invalidated store needs no commit (it would fail), once its
+   * header says so on disk (origin_store_usable waits for that).
+   */
   for (size_t i = 0; i < o->nr_stores; i++) {
+    int ru;
+
     if (!want[i])
       continue;
-    /* The first wanted store runs here, the others in their threads. */
-    if (inline_first == o->nr_stores)
-      inline_first = i;
+    ru = origin_store_usable (o, i);
+    if (ru < 0 && r == 0)
+      r = ru;
+    use[i] = ru > 0;
+    count += use[i];
+  }
+  if (count > 1)
+    start_committers (o);
+  /* The first store runs here, the others in their threads. */
+  for (size_t i = 0; i < o->nr_stores; i++) {
+    if (!use[i])
+      continue;
+    if (!inline_done)
+      inline_done = true;
     else if (o->st[i].committer.started) {
       tickets[i] = committer_ask (&o->st[i].committer);
       asked[i] = true;
@@ -194,7 +211,7 @@ origin_commit_stores (struct cow_origin *o, const bool *want)
   for (size_t i = 0; i < o->nr_stores; i++) {
     int ri;
 
-    if (!want[i] || asked[i])
+    if (!use[i] || asked[i])
       continue;
     ri = commit_result (o, i, cow_store_commit (o->st[i].s));
     if (r == 0)

@@ -323,8 +323,12 @@ copy_all (struct cow_origin *o, struct origin_hold *hold, uint64_t offset,
       continue;
     chunk_span (s, offset, count, &first, &last);
     r = copy_into (s, first, last, buf, lo, &want[i]);
-    if (r == -ENOSPC || (r < 0 && !s->valid))
+    if (r == -ENOSPC || (r < 0 && !s->valid)) {
       r = origin_store_full (o, i);
+      /* Invalidated: the copies it did take need no commit. */
+      if (r == 0)
+        want[i] = false;
+    }
     if (r < 0)
       return r;
   }
@@ -366,11 +370,18 @@ origin_prepare (struct cow_origin *o, uint64_t offset, uint64_t count,
   if (r == 0)
     r = copy_all (o, hold, offset, count, want);
 
-  /* Records that others added, and copies of ours, durable. */
+  /* Records that others added, and copies of ours, durable.  A store
+   * found invalid is skipped once its header says so on disk.
+   */
   for (size_t i = 0; r == 0 && i < o->nr_stores; i++) {
-    struct cow_store *s = o->st[i].s;
+    int ru;
 
-    if (!want[i] && s->valid && !store_all_durable (s))
+    if (want[i])
+      continue;
+    ru = origin_store_usable (o, i);
+    if (ru < 0)
+      r = ru;
+    else if (ru > 0 && !store_all_durable (o->st[i].s))
       want[i] = true;
   }
   if (r == 0)

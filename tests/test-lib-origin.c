@@ -464,14 +464,19 @@ START_TEST (test_full_invalidate)
 
   full_rig (&r, false);
   memset (buf, 'o', sizeof buf);
-  for (unsigned c = 0; c < 6; c++) {
+  for (unsigned c = 0; c < 5; c++) {
     ck_assert_int_eq (cow_origin_pwrite (r.o, buf, 100, c * 4096 + 7, false),
                       0);
     memcpy (r.want_origin + c * 4096 + 7, buf, 100);
   }
   check_views (&r, "before full");
   ck_assert_uint_eq (r.m.errors, 0);
-  /* Chunks 6 and 7 in one write: no room in store 0. */
+  /* Chunks 5, 6 and 7 in one write: room in store 0 for chunk 5 only,
+   * whose copy is then of no use.
+   */
+  ck_assert_int_eq (cow_origin_pwrite (r.o, buf, 4096, 5 * 4096 + 2048,
+                                       false), 0);
+  memcpy (r.want_origin + 5 * 4096 + 2048, buf, 4096);
   ck_assert_int_eq (cow_origin_pwrite (r.o, buf, 4096, 6 * 4096 + 2048,
                                        false), 0);
   memcpy (r.want_origin + 6 * 4096 + 2048, buf, 4096);
