@@ -451,6 +451,82 @@ START_TEST (test_single_copy)
 }
 END_TEST
 
+/* Concurrent origin writers fill a small store under on-full=invalidate:
+ * every origin write succeeds, the store is invalidated once, on disk,
+ * and the other store keeps its point in time.
+ */
+static struct msgs full_msgs;
+
+static void *
+full_thread (void *arg)
+{
+  unsigned t = (uintptr_t) arg;
+  uint8_t buf[3 * 4096];
+  uint64_t rng = 77 + t;
+
+  for (unsigned k = 0; k < 60; k++) {
+    uint64_t n = 1 + rand_next (&rng) % 24;
+    uint64_t first = rand_next (&rng) % (SECTORS / 8 - n + 1);
+
+    /* Only origin writes here: the model is "not a snapshot's". */
+    for (uint64_t j = 0; j < n; j++)
+      stamp (buf + (j % 24) * 512, make_id (0, t, k + 1), first + j);
+    if (cow_origin_pwrite (w.o, buf, n * 512, first * 512, false) < 0)
+      note_failure ("thread %u: origin write failed", t);
+  }
+  return NULL;
+}
+
+START_TEST (test_full_concurrent)
+{
+  static const uint32_t cs[] = { 8, 32 };
+  struct cow_origin_params op = { .message = msgs_fn,
+                                  .message_opaque = &full_msgs };
+  pthread_t t[8];
+  uint8_t *buf = malloc (SIZE);
+  const uint8_t *d;
+  size_t size;
+
+  memset (&w, 0, sizeof w);
+  msgs_init (&full_msgs);
+  pthread_mutex_init (&w.failure_lock, NULL);
+  w.n = 2;
+  w.pit = malloc (SIZE);
+  pattern_fill (w.pit, SIZE, SEED_PIT, 0);
+  w.origin = origin_new (SIZE, SEED_PIT);
+  w.cow[0] = cow_io_mem_new (NULL, 40 * 4096, false);
+  w.cow[1] = cow_io_mem_new (NULL, 0, true);
+  for (size_t i = 0; i < w.n; i++) {
+    struct cow_store_params p = params_for (&full_msgs, cs[i]);
+
+    p.live_origin = true;
+    ck_assert_int_eq (cow_store_open (w.cow[i], w.origin, &p, &w.s[i]), 0);
+  }
+  ck_assert_int_eq (cow_origin_open (w.origin, w.s, w.n, &op, &w.o), 0);
+  for (uintptr_t k = 0; k < 8; k++)
+    ck_assert_int_eq (pthread_create (&t[k], NULL, full_thread, (void *) k),
+                      0);
+  for (unsigned k = 0; k < 8; k++)
+    pthread_join (t[k], NULL);
+  if (w.failures)
+    ck_abort_msg ("%s", w.failure);
+  ck_assert_int_eq (cow_snapshot_pread (w.s[0], buf, 512, 0), -EIO);
+  d = cow_io_mem_data (w.cow[0], &size);
+  ck_assert_int_eq (d[4] | d[5] | d[6] | d[7], 0);
+  ck_assert_int_eq (cow_snapshot_pread (w.s[1], buf, SIZE, 0), 0);
+  assert_bytes (buf, w.pit, SIZE, "snapshot 1");
+  ck_assert_int_eq (cow_origin_flush (w.o), 0);
+  cow_origin_close (w.o);
+  cow_store_close (w.s[0]);
+  ck_assert_int_eq (cow_store_close (w.s[1]), 0);
+  for (size_t i = 0; i < w.n; i++)
+    cow_io_close (w.cow[i]);
+  cow_io_close (w.origin);
+  free (w.pit);
+  free (buf);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -461,6 +537,7 @@ main (void)
   tcase_add_loop_test (tc, test_concurrent, 0,
                        sizeof configs / sizeof configs[0]);
   tcase_add_test (tc, test_single_copy);
+  tcase_add_test (tc, test_full_concurrent);
   suite_add_tcase (s, tc);
   return run_suite (s);
 }
