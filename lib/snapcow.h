@@ -382,6 +382,87 @@ extern int64_t cow_merge_step (struct cow_merge *m, uint64_t budget,
 extern void cow_merge_get_totals (const struct cow_merge *m,
                                   struct cow_merge_totals *t);
 
+/* Online merge (merge-online.c): the kernel's snapshot-merge target.  A
+ * background thread runs the merge steps above while the store serves
+ * the snapshot's view through the cow_merging_* calls: a chunk with a
+ * record reads (and is written in) its COW chunk, any other chunk reads
+ * and is written in the origin; no record is ever added.  A write to a
+ * chunk being merged waits for that step (at most step_bytes of data,
+ * or one area's run).  At the end the store holds no records and the
+ * view is the plain origin.  The store must have been opened without
+ * live_origin, over its origin, and be used only through these calls
+ * until cow_merging_close; then cow_store_close it.
+ */
+struct cow_merging;
+
+#define COW_MERGING_STEP (4u << 20) /* default bytes per step */
+
+struct cow_merging_params {
+  uint64_t step_bytes;          /* data per step; 0: COW_MERGING_STEP */
+};
+
+enum cow_merging_state {
+  COW_MERGING_WAITING,          /* not started (a read-only store) */
+  COW_MERGING_RUNNING,
+  COW_MERGING_DONE,             /* no record left; the view is the origin */
+  COW_MERGING_FAILED,           /* stopped by an error (said once) */
+};
+
+struct cow_merging_status {
+  enum cow_merging_state state;
+  int error;                    /* negative errno when FAILED */
+  uint64_t records_at_start;    /* at cow_merging_open */
+  uint64_t records_left;
+  uint64_t bytes;               /* copied into the origin so far */
+  char usage[COW_USAGE_STATUS_LEN]; /* the kernel's status line */
+};
+
+/* -EINVAL for a store with no origin or an invalidated one.  Starts
+ * nothing: the store may still be read-only.
+ */
+extern int cow_merging_open (struct cow_store *s,
+                             const struct cow_merging_params *p,
+                             struct cow_merging **mgp);
+/* Start the background merge; the store must be writable (-EROFS).
+ * Calling it again does nothing.
+ */
+extern int cow_merging_start (struct cow_merging *mg);
+/* One step in the caller's thread (tests; not while the thread runs):
+ * 1 when something was merged, 0 when done, or a negative errno (the
+ * merge has failed).
+ */
+extern int cow_merging_step (struct cow_merging *mg);
+/* Wait for the thread to end: 0 when done, or the merge's error. */
+extern int cow_merging_wait (struct cow_merging *mg);
+/* Stop the thread after its current step and free.  What is on disk is
+ * a good store; a later merge goes on from it.
+ */
+extern void cow_merging_close (struct cow_merging *mg);
+extern void cow_merging_get_status (struct cow_merging *mg,
+                                    struct cow_merging_status *st);
+
+/* The view, as the cow_snapshot_* calls.  Writes and zeroes to a chunk
+ * that still has a record fail with -EIO once the merge has failed.
+ * Trim does nothing (the origin keeps its blocks, a record's chunk is
+ * about to be merged).  Flush syncs the origin and the store.  A fast
+ * zero is -ENOTSUP where a backend cannot punch.
+ */
+extern int cow_merging_pread (struct cow_merging *mg, void *buf,
+                              uint32_t count, uint64_t offset);
+extern int cow_merging_pwrite (struct cow_merging *mg, const void *buf,
+                               uint32_t count, uint64_t offset, bool fua);
+extern int cow_merging_zero (struct cow_merging *mg, uint32_t count,
+                             uint64_t offset, bool fua, bool fast);
+extern int cow_merging_trim (struct cow_merging *mg, uint32_t count,
+                             uint64_t offset, bool fua);
+extern int cow_merging_flush (struct cow_merging *mg);
+extern int cow_merging_cache (struct cow_merging *mg, uint32_t count,
+                              uint64_t offset);
+extern int cow_merging_extents (struct cow_merging *mg, uint32_t count,
+                                uint64_t offset, cow_extent_fn add,
+                                void *opaque);
+
+
 /* Inspection, for the tool. */
 
 /* Chunk 0 as it is on disk, unchecked (an invalidated or foreign store
