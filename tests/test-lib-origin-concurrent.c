@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "snapcow.h"
 #include "test-lib-util.h"
@@ -527,6 +528,184 @@ START_TEST (test_full_concurrent)
 }
 END_TEST
 
+/* A backend that holds up syncs, to show without timing that commits
+ * are shared and run side by side: a sync waits until the backend has
+ * taken `until_pwrites` writes (all the copies of the concurrent
+ * writers), or until the partner backend is in a sync too.
+ */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+
+struct gate {
+  struct cow_io io;
+  struct cow_io *inner;
+  unsigned pwrites, syncs;
+  unsigned until_pwrites;       /* 0: no wait */
+  struct gate *partner;         /* wait for it to be in a sync, once */
+  bool entered_sync, timed_out;
+};
+
+#define GATE(io) ((struct gate *) (io))
+
+static int
+g_pread (struct cow_io *io, void *buf, size_t count, uint64_t offset)
+{
+  return cow_io_pread (GATE (io)->inner, buf, count, offset);
+}
+
+static int
+g_pwrite (struct cow_io *io, const void *buf, size_t count, uint64_t offset)
+{
+  int r = cow_io_pwrite (GATE (io)->inner, buf, count, offset);
+
+  pthread_mutex_lock (&gate_lock);
+  GATE (io)->pwrites++;
+  pthread_cond_broadcast (&gate_cond);
+  pthread_mutex_unlock (&gate_lock);
+  return r;
+}
+
+static int
+g_sync (struct cow_io *io)
+{
+  struct gate *g = GATE (io);
+
+  pthread_mutex_lock (&gate_lock);
+  g->syncs++;
+  g->entered_sync = true;
+  pthread_cond_broadcast (&gate_cond);
+  while (g->until_pwrites && g->pwrites < g->until_pwrites)
+    pthread_cond_wait (&gate_cond, &gate_lock);
+  g->until_pwrites = 0;
+  if (g->partner) {
+    /* Not a timing threshold: commits in turn never meet here, and
+     * this only stops the test from hanging then.
+     */
+    struct timespec until;
+
+    clock_gettime (CLOCK_REALTIME, &until);
+    until.tv_sec += 30;
+    while (!g->partner->entered_sync && !g->timed_out)
+      if (pthread_cond_timedwait (&gate_cond, &gate_lock, &until) != 0)
+        g->timed_out = true;
+    g->partner = NULL;
+  }
+  pthread_mutex_unlock (&gate_lock);
+  return cow_io_sync (g->inner);
+}
+
+static int
+g_get_size (struct cow_io *io, uint64_t *size)
+{
+  return cow_io_get_size (GATE (io)->inner, size);
+}
+
+static int
+g_grow (struct cow_io *io, uint64_t size)
+{
+  return GATE (io)->inner->ops->grow (GATE (io)->inner, size);
+}
+
+static void
+g_close (struct cow_io *io)
+{
+  free (io);
+}
+
+static const struct cow_io_ops gate_ops = {
+  .name = "gate", .pread = g_pread, .pwrite = g_pwrite, .sync = g_sync,
+  .get_size = g_get_size, .grow = g_grow, .close = g_close,
+};
+
+static struct gate *
+gate_new (struct cow_io *inner)
+{
+  struct gate *g = calloc (1, sizeof *g);
+
+  ck_assert_ptr_nonnull (g);
+  g->io.ops = &gate_ops;
+  g->inner = inner;
+  return g;
+}
+
+#define GROUP_WRITERS 16
+
+static void *
+group_thread (void *arg)
+{
+  uintptr_t k = (uintptr_t) arg;
+  uint8_t b = 'a' + k;
+
+  /* Each its own chunk (4K) of the stores. */
+  if (cow_origin_pwrite (w.o, &b, 1, k * 4096 + 9, false) < 0)
+    note_failure ("writer %u failed", (unsigned) k);
+  return NULL;
+}
+
+/* Concurrent origin writes share their stores' commits: the first
+ * commit's sync is held until every writer has copied its chunk, so
+ * the rest of them are committed together, and the syncs number a
+ * handful rather than two per write.  And two stores are committed
+ * side by side: each one's first sync waits for the other's.
+ */
+START_TEST (test_shared_commits)
+{
+  static const uint32_t cs[] = { 8, 8 };
+  struct cow_origin_params op = { .message = NULL };
+  struct cow_io *mem[2];
+  struct gate *g[2];
+  pthread_t t[GROUP_WRITERS];
+
+  memset (&w, 0, sizeof w);
+  pthread_mutex_init (&w.failure_lock, NULL);
+  w.n = 2;
+  w.origin = origin_new (SIZE, SEED_PIT);
+  for (size_t i = 0; i < 2; i++) {
+    struct cow_store_params p = { .chunk_sectors = cs[i],
+                                  .live_origin = true };
+
+    mem[i] = cow_io_mem_new (NULL, 0, true);
+    g[i] = gate_new (mem[i]);
+    w.cow[i] = &g[i]->io;
+    ck_assert_int_eq (cow_store_open (w.cow[i], w.origin, &p, &w.s[i]), 0);
+  }
+  ck_assert_int_eq (cow_origin_open (w.origin, w.s, 2, &op, &w.o), 0);
+  pthread_mutex_lock (&gate_lock);
+  for (size_t i = 0; i < 2; i++) {
+    g[i]->syncs = 0;
+    g[i]->entered_sync = false;     /* opening the store synced */
+    g[i]->until_pwrites = g[i]->pwrites + GROUP_WRITERS;
+    g[i]->partner = g[1 - i];
+  }
+  pthread_mutex_unlock (&gate_lock);
+  for (uintptr_t k = 0; k < GROUP_WRITERS; k++)
+    ck_assert_int_eq (pthread_create (&t[k], NULL, group_thread, (void *) k),
+                      0);
+  for (unsigned k = 0; k < GROUP_WRITERS; k++)
+    pthread_join (t[k], NULL);
+  if (w.failures)
+    ck_abort_msg ("%s", w.failure);
+  for (size_t i = 0; i < 2; i++) {
+    struct cow_usage u;
+
+    if (getenv ("SNAPCOW_ORIGIN_VERBOSE"))
+      fprintf (stderr, "store %zu: %u syncs%s\n", i, g[i]->syncs,
+               g[i]->timed_out ? ", timed out" : "");
+    ck_assert (!g[i]->timed_out);
+    cow_store_usage (w.s[i], &u);
+    ck_assert_uint_eq (u.records, GROUP_WRITERS);
+    ck_assert_uint_eq (u.pending, 0);
+    ck_assert_uint_le (g[i]->syncs, 6);
+  }
+  close_all ();
+  for (size_t i = 0; i < 2; i++) {
+    cow_io_close (w.cow[i]);
+    cow_io_close (mem[i]);
+  }
+  cow_io_close (w.origin);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -538,6 +717,7 @@ main (void)
                        sizeof configs / sizeof configs[0]);
   tcase_add_test (tc, test_single_copy);
   tcase_add_test (tc, test_full_concurrent);
+  tcase_add_test (tc, test_shared_commits);
   suite_add_tcase (s, tc);
   return run_suite (s);
 }
