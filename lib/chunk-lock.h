@@ -3,13 +3,16 @@
  * which costs a little waiting, never correctness.
  *
  * Order, so that nobody deadlocks:
- *   - a snapshot writer holds one chunk lock at a time;
- *   - a thread that needs the locks of a range of chunks (an origin
- *     writer, origin.c; a tracked snapshot read, snapshot.c) takes them
+ *   - a thread takes one chunk lock, or the locks of a range of chunks
  *     as a chunk_lock_set: each index once (two chunks of the range may
- *     share one), in ascending index order;
- *   - an origin writer takes the sets of several stores, store by store
- *     in the cow_origin's store order, and holds them all at once.
+ *     share one), in ascending index order (snapshot writes, tracked
+ *     snapshot reads and trims in snapshot.c; origin writes in
+ *     origin-copy.c);
+ *   - only an origin writer holds the locks of several stores at once:
+ *     it takes their sets store by store, in the cow_origin's store
+ *     order;
+ *   - nobody waits for a chunk lock while holding a lock that
+ *     store-internal.h lists after the chunk locks.
  * So every thread that waits for a chunk lock while holding others
  * takes them in one global order, (store, index).
  */
