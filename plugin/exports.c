@@ -7,6 +7,9 @@
  *                   place; then one export per store, named exactly as
  *                   its cow= was written on the command line, serving
  *                   that store's snapshot.
+ *   mode=merge      one export, as in snapshot mode: the snapshot of
+ *                   the one store while it is merged into the origin
+ *                   (export-merge.c); the origin once it is done.
  *
  * The table is built in .get_ready and never changes until .cleanup.
  */
@@ -42,6 +45,9 @@ exports_init (void)
   case MODE_SNAPSHOT:
     exports[0] = (struct export) { "", &snapshot_export_ops, &slots[0] };
     break;
+  case MODE_MERGE:
+    exports[0] = (struct export) { "", &merge_export_ops, &slots[0] };
+    break;
   case MODE_ORIGIN:
     exports[0] = (struct export) { "", &origin_export_ops, NULL };
     for (size_t i = 0; i < nr_slots; i++)
@@ -68,7 +74,7 @@ exports_find (const char *name)
   size_t len = 0;
   FILE *fp;
 
-  if (params.mode == MODE_SNAPSHOT)
+  if (params.mode != MODE_ORIGIN)
     return &exports[0];
   for (size_t i = 0; i < nr_exports; i++)
     if (strcmp (exports[i].name, name) == 0)
@@ -93,7 +99,7 @@ exports_find (const char *name)
 int
 exports_list (struct nbdkit_exports *list)
 {
-  if (params.mode == MODE_SNAPSHOT)
+  if (params.mode != MODE_ORIGIN)
     return nbdkit_use_default_export (list);
   for (size_t i = 0; i < nr_exports; i++)
     if (nbdkit_add_export (list, exports[i].name,

@@ -1,5 +1,5 @@
 /* exports.h: the export table (exports.c) and the kinds of export
- * (export-snapshot.c, export-origin.c).
+ * (export-snapshot.c, export-origin.c, export-merge.c).
  *
  * A connection's handle is the struct export it asked for; the data
  * callbacks in snapcow.c call its ops.  A new kind of export (another
@@ -18,7 +18,7 @@ struct export;
 
 /* Each op returns what lib/ returns: 0 or a negative errno. */
 struct export_ops {
-  const char *kind;             /* "snapshot", "origin" */
+  const char *kind;             /* "snapshot", "origin", "merge" */
   bool (*can_write) (const struct export *e);
   uint32_t (*preferred_block_size) (const struct export *e);
   /* The description nbdinfo shows, from nbdkit_printf_intern. */
@@ -45,14 +45,15 @@ struct export {
 
 extern const struct export_ops snapshot_export_ops;
 extern const struct export_ops origin_export_ops;
+extern const struct export_ops merge_export_ops;
 
 /* .get_ready, after stores_get_ready: build the table for the mode. */
 extern int exports_init (void);
 extern void exports_free (void);
 
 /* The export a client asked for by name, or NULL with an error that
- * names the known ones.  In snapshot mode there is one export, and
- * every name gets it, as before there were several.
+ * names the known ones.  In snapshot and merge mode there is one
+ * export, and every name gets it, as before there were several.
  */
 extern struct export *exports_find (const char *name);
 

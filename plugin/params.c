@@ -7,6 +7,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@ struct snapcow_params params;
 static const char *const mode_names[] = {
   [MODE_SNAPSHOT] = "snapshot",
   [MODE_ORIGIN] = "origin",
+  [MODE_MERGE] = "merge",
 };
 #define NR_MODES (sizeof mode_names / sizeof mode_names[0])
 
@@ -125,7 +127,7 @@ parse_mode (const char *value)
       params.mode = i;
       return 0;
     }
-  nbdkit_error ("mode=%s: must be 'snapshot' or 'origin'", value);
+  nbdkit_error ("mode=%s: must be 'snapshot', 'origin' or 'merge'", value);
   return -1;
 }
 
@@ -180,6 +182,17 @@ params_config (const char *key, const char *value)
     }
     return 0;
   }
+  if (strcmp (key, "merge-step") == 0) {
+    int64_t r = nbdkit_parse_size (value);
+    if (r == -1)
+      return -1;
+    if (r == 0) {
+      nbdkit_error ("merge-step=%s: must be more than zero", value);
+      return -1;
+    }
+    params.merge_step = r;
+    return 0;
+  }
   if (strcmp (key, "cow-size") == 0) {
     int64_t r = nbdkit_parse_size (value);
     if (r == -1)
@@ -228,10 +241,22 @@ params_config_complete (void)
                   "says what a full store does");
     return -1;
   }
-  if (params.mode == MODE_ORIGIN && origin_is_nbd_uri (params.origin)) {
-    nbdkit_error ("mode=origin: the origin %s is an NBD URI, which snapcow "
-                  "only reads: origin mode writes the origin, so give a "
-                  "file or a block device", params.origin);
+  if (params.mode != MODE_SNAPSHOT && origin_is_nbd_uri (params.origin)) {
+    nbdkit_error ("mode=%s: the origin %s is an NBD URI, which snapcow "
+                  "only reads: %s mode writes the origin, so give a "
+                  "file or a block device", mode_name (params.mode),
+                  params.origin, mode_name (params.mode));
+    return -1;
+  }
+  if (params.mode != MODE_MERGE && params.merge_step) {
+    nbdkit_error ("merge-step=%" PRIu64 ": only for mode=merge",
+                  params.merge_step);
+    return -1;
+  }
+  /* A merge allocates no chunk: nothing can overflow. */
+  if (params.mode == MODE_MERGE && params.invalidate_on_overflow) {
+    nbdkit_error ("overflow=invalidate: not in mode=merge, which adds no "
+                  "chunk to the store");
     return -1;
   }
   /* The same path twice; other spellings of one file are caught when

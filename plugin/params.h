@@ -14,6 +14,8 @@ enum snapcow_mode {
   MODE_SNAPSHOT,        /* one store; the export is its snapshot */
   MODE_ORIGIN,          /* the origin, writable, and one snapshot
                          * export per store */
+  MODE_MERGE,           /* one store, merged into the origin in the
+                         * background; the export is its snapshot */
 };
 
 /* One cow= parameter. */
@@ -33,6 +35,7 @@ struct snapcow_params {
   bool invalidate_on_overflow;  /* overflow=invalidate */
   bool fail_write_when_full;    /* on-full=fail-write */
   const char *on_full;          /* as given, or NULL (origin mode only) */
+  uint64_t merge_step;          /* merge-step=, or 0: lib/'s default */
 };
 
 extern struct snapcow_params params;
@@ -53,8 +56,10 @@ extern void params_free (void);
   "cow=FILE             (required) The COW store (dm-snapshot format),\n" \
   "                     created if missing.  Repeated in origin mode: one\n" \
   "                     snapshot (and one export, named as written) each.\n" \
-  "mode=snapshot|origin Serve the snapshot (default), or the origin itself,\n" \
-  "                     writable, with its snapshots as further exports.\n" \
+  "mode=snapshot|origin|merge\n" \
+  "                     Serve the snapshot (default), or the origin itself,\n" \
+  "                     writable, with its snapshots as further exports, or\n" \
+  "                     the snapshot while it is merged into the origin.\n" \
   "chunk-size=SIZE      Chunk size of a new store (default 16K).\n" \
   "cow-size=SIZE        Largest size a COW file may grow to.\n" \
   "overflow=enospc|invalidate\n" \
@@ -64,6 +69,8 @@ extern void params_free (void);
   "                     Origin mode, when a store has no room for the copy\n" \
   "                     an origin write needs: invalidate that snapshot and\n" \
   "                     write (default, as the kernel), or fail the write.\n" \
+  "merge-step=SIZE      Merge mode: data merged per step, the longest a\n" \
+  "                     write to a chunk being merged waits (default 4M).\n" \
   "commit=flush|copy    When new records are committed: at flush and FUA\n" \
   "                     (default), or before each copying write returns."
 

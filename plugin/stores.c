@@ -37,6 +37,14 @@
  * With -r every .open is read-only, the stores stay so, and the
  * cow_origin refuses writes (lib/ says -EROFS).
  *
+ * In merge mode the one store must exist, be writable by this user and
+ * valid (refused at start-up otherwise: there would be nothing to
+ * merge); .get_ready opens it read-only and the cow_merging over it,
+ * which serves the snapshot's view and writes nothing.  The first
+ * writable .open makes the store writable and only then starts the
+ * merge thread, so nothing is written while the server may be
+ * read-only.  With -r the view is served and nothing is merged.
+ *
  * Changes of state happen in .open under open_lock.
  */
 #include <config.h>
@@ -64,6 +72,7 @@ struct store_slot *slots;
 size_t nr_slots;
 uint64_t origin_size;
 struct cow_origin *origin;
+struct cow_merging *merging;
 
 static struct cow_io *origin_io;
 static struct stat origin_st;           /* a file or block device origin */
@@ -181,13 +190,16 @@ open_store (struct store_slot *slot, struct cow_io *io, bool readonly)
 static int
 open_origin_file (void)
 {
-  bool write = params.mode == MODE_ORIGIN;
+  bool write = params.mode != MODE_SNAPSHOT;
+  const char *m = mode_name (params.mode);
   int fd;
 
   if (write && access (params.origin, W_OK) == -1) {
-    nbdkit_error ("mode=origin: the origin %s cannot be written (%s): "
-                  "origin mode serves it writable", params.origin,
-                  cow_strerror (errno));
+    nbdkit_error ("mode=%s: the origin %s cannot be written (%s): "
+                  "%s", m, params.origin, cow_strerror (errno),
+                  params.mode == MODE_ORIGIN
+                  ? "origin mode serves it writable"
+                  : "merge mode writes the store into it");
     return -1;
   }
   fd = open_file ("origin", params.origin, write ? O_RDWR : O_RDONLY,
@@ -197,10 +209,10 @@ open_origin_file (void)
   if (write) {
     int r = cow_lock_fd (fd, true);
     if (r < 0) {
-      nbdkit_error ("mode=origin: cannot lock the origin %s: %s",
+      nbdkit_error ("mode=%s: cannot lock the origin %s: %s", m,
                     params.origin, r == -EBUSY
-                    ? "in use by another server in mode=origin"
-                    : cow_strerror (-r));
+                    ? "in use by another server in mode=origin or "
+                    "mode=merge" : cow_strerror (-r));
       close (fd);
       return -1;
     }
@@ -252,6 +264,12 @@ open_existing_store (struct store_slot *slot)
       nbdkit_error ("%s: the COW store cannot be written (%s): in "
                     "mode=origin every store must take the copies that "
                     "origin writes make", slot->path, cow_strerror (errno));
+      return -1;
+    }
+    if (params.mode == MODE_MERGE) {
+      nbdkit_error ("%s: the COW store cannot be written (%s): "
+                    "mode=merge empties it", slot->path,
+                    cow_strerror (errno));
       return -1;
     }
     slot->unwritable = true;
@@ -308,6 +326,24 @@ check_absent_distinct (void)
   return r;
 }
 
+/* Merge mode: the view over the one store, read-only until a writable
+ * connection starts the merge (the top of the file).
+ */
+static int
+open_merging (void)
+{
+  struct cow_merging_params mp = { .step_bytes = params.merge_step };
+  struct cow_merging_status st;
+
+  /* lib/ has said why (an invalidated store, say), in one line. */
+  if (cow_merging_open (slots[0].store, &mp, &merging) < 0)
+    return -1;
+  cow_merging_get_status (merging, &st);
+  nbdkit_debug ("mode=merge: %s holds %" PRIu64 " records to merge into "
+                "%s", slots[0].path, st.records_left, params.origin);
+  return 0;
+}
+
 int
 stores_get_ready (void)
 {
@@ -330,6 +366,12 @@ stores_get_ready (void)
       if (open_existing_store (slot) == -1)
         return -1;
     }
+    else if (params.mode == MODE_MERGE) {
+      nbdkit_error ("mode=merge: the COW store %s does not exist (%s): "
+                    "there is no snapshot to merge", slot->path,
+                    cow_strerror (errno));
+      return -1;
+    }
     else if (errno != ENOENT && errno != ENOTDIR) {
       nbdkit_error ("cannot stat the COW store %s: %s", slot->path,
                     cow_strerror (errno));
@@ -338,6 +380,8 @@ stores_get_ready (void)
     else if (check_cow_dir (slot->path) == -1)
       return -1;
   }
+  if (params.mode == MODE_MERGE)
+    return open_merging ();
   return check_absent_distinct ();
 }
 
@@ -450,6 +494,9 @@ open_locked (bool readonly)
   }
   if (params.mode == MODE_ORIGIN && origin == NULL)
     return open_cow_origin ();
+  /* The store is writable now: merge (again, a no-op, later). */
+  if (params.mode == MODE_MERGE && !readonly)
+    return cow_merging_start (merging) < 0 ? -1 : 0;
   return 0;
 }
 
@@ -474,6 +521,9 @@ stores_cleanup (void)
   if (origin)
     cow_origin_close (origin);
   origin = NULL;
+  /* Likewise the merge, which stops after its current step. */
+  cow_merging_close (merging);
+  merging = NULL;
   free (origin_stores);
   origin_stores = NULL;
   for (size_t i = 0; i < nr_slots; i++) {

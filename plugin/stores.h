@@ -34,6 +34,8 @@ extern size_t nr_slots;
  */
 extern uint64_t origin_size;
 extern struct cow_origin *origin;
+/* In merge mode the store's view and its merge (set by .get_ready). */
+extern struct cow_merging *merging;
 
 /* -D snapcow.verbose=1 (snapcow.c). */
 extern int snapcow_debug_verbose;

@@ -49,7 +49,7 @@ expect_fail ()
     test "$(md5sum < $d/origin)" = "$before"
 }
 
-expect_fail "mode=merged: must be 'snapshot' or 'origin'" \
+expect_fail "mode=merged: must be 'snapshot', 'origin' or 'merge'" \
             $P $d/origin cow=$d/a mode=merged
 expect_fail "on-full=sometimes: must be 'invalidate' or 'fail-write'" \
             $P $d/origin cow=$d/a mode=origin on-full=sometimes

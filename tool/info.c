@@ -23,7 +23,9 @@ static const char info_usage[] =
   "Print the store's header, geometry and usage.  The usage line is what\n"
   "the kernel's `dmsetup status` prints for it: allocated/total metadata,\n"
   "in sectors, or Invalid.  A store that a running server holds is read\n"
-  "all the same, with a warning (in_use: yes).\n"
+  "all the same, with a warning (in_use: yes).  While a server in\n"
+  "mode=merge merges it, records and usage fall with each step (usage is\n"
+  "the kernel's snapshot-merge status line); 0 records: merged.\n"
   "\n"
   "  --json   print a JSON object\n"
   "  --help   this text\n";
