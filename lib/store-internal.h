@@ -13,6 +13,8 @@
  *                    space in it; guards reserved_to.
  *   s->lock          table inserts, next_free, dev_chunks, the pending
  *                    batch, failed; never held over I/O.
+ *   s->bg_lock       the background committer's wake-up (commit.c); a
+ *                    leaf, taken with no other lock held.
  */
 #ifndef SNAPCOW_STORE_INTERNAL_H
 #define SNAPCOW_STORE_INTERNAL_H
@@ -65,6 +67,15 @@ struct cow_store {
   uint64_t dev_size;            /* bytes in the COW device now */
   chunk_t dev_chunks;           /* whole chunks in the COW device now */
   struct pending pending;       /* added, not yet committed */
+  /* The first `prepared` of pending: their data is stable and the areas
+   * they fill have zeroed successors; the next commit round writes
+   * them (commit.c).
+   */
+  size_t prepared;
+  bool background_commit;       /* wake the background committer when
+                                 * an area's worth is pending (tests
+                                 * turn it off) */
+  bool bg_kicked;               /* it was woken for the records pending */
   uint64_t records;             /* committed + pending */
   _Atomic int failed;           /* negative errno once a commit failed;
                                  * read without the lock on the write path */
@@ -89,6 +100,19 @@ struct cow_store {
    */
   _Atomic uint64_t writes;
   uint64_t writes_synced;
+  uint64_t prepared_covers;     /* tickets served once the prepared
+                                 * records are written */
+  uint64_t flushes;             /* cow_store_commit calls */
+  uint64_t background_rounds;
+  _Atomic uint64_t syncs;       /* syncs by commits */
+
+  /* The background committer (commit.c).  s->bg_lock is a leaf: no
+   * other lock is taken while it is held.
+   */
+  pthread_mutex_t bg_lock;
+  pthread_cond_t bg_wake;
+  pthread_t bg_thread;
+  bool bg_started, bg_start_failed, bg_asked, bg_stop;
 
   /* Owned by the committing thread. */
   uint8_t *area;                /* current area, one chunk */
@@ -141,6 +165,15 @@ extern int store_grow_for (struct cow_store *s, chunk_t chunks);
 
 /* commit.c */
 extern void store_note_write (struct cow_store *s);
+/* The background committer's state, from cow_store_open; stop (and
+ * join) it, and log the commit counters, before the store is freed.
+ */
+extern void store_commit_init (struct cow_store *s);
+extern void store_commit_stop (struct cow_store *s);
+/* Tests: off, an area's worth of pending records no longer starts a
+ * background commit.
+ */
+extern void store_set_background_commit (struct cow_store *s, bool on);
 /* The error for a call on a failed store: "... accepts no more writes",
  * or with durable "... nothing more can be made durable".
  */

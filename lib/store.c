@@ -318,6 +318,7 @@ cow_origin_check (struct cow_io *origin,
 static void
 store_free (struct cow_store *s)
 {
+  store_commit_stop (s);
   table_free (&s->table);
   free (s->pending.v);
   free (s->area);
@@ -327,6 +328,8 @@ store_free (struct cow_store *s)
   pthread_mutex_destroy (&s->grow_lock);
   pthread_mutex_destroy (&s->commit_lock);
   pthread_cond_destroy (&s->commit_done);
+  pthread_mutex_destroy (&s->bg_lock);
+  pthread_cond_destroy (&s->bg_wake);
   free (s);
 }
 
@@ -361,6 +364,7 @@ cow_store_open (struct cow_io *cow, struct cow_io *origin,
   pthread_mutex_init (&s->grow_lock, NULL);
   pthread_mutex_init (&s->commit_lock, NULL);
   pthread_cond_init (&s->commit_done, NULL);
+  store_commit_init (s);
   chunk_locks_init (&s->chunk_locks);
 
   if (cow_check_chunk_sectors (want, &why) < 0) {

@@ -25,6 +25,8 @@ struct recording_io {
   size_t len, cap;
   unsigned sync_delay;
   _Atomic int reserve_err;
+  void (*sync_hook) (void *opaque);
+  void *sync_hook_opaque;
 };
 
 #define REC(io) ((struct recording_io *) (io))
@@ -66,10 +68,16 @@ rec_pwrite (struct cow_io *io, const void *buf, size_t count,
 static int
 rec_sync (struct cow_io *io)
 {
+  struct recording_io *r = REC (io);
+  int ret;
+
   record (io, REC_SYNC, 0, 0);
-  if (REC (io)->sync_delay)
-    usleep (REC (io)->sync_delay);
-  return cow_io_sync (REC (io)->inner);
+  if (r->sync_delay)
+    usleep (r->sync_delay);
+  ret = cow_io_sync (r->inner);
+  if (r->sync_hook)
+    r->sync_hook (r->sync_hook_opaque);
+  return ret;
 }
 
 static int
@@ -196,6 +204,14 @@ void
 recording_io_set_sync_delay (struct cow_io *io, unsigned usec)
 {
   REC (io)->sync_delay = usec;
+}
+
+void
+recording_io_set_sync_hook (struct cow_io *io, void (*fn) (void *opaque),
+                            void *opaque)
+{
+  REC (io)->sync_hook_opaque = opaque;
+  REC (io)->sync_hook = fn;
 }
 
 void

@@ -29,6 +29,13 @@ extern void recording_io_clear (struct cow_io *io);
 extern unsigned recording_io_count (struct cow_io *io, enum rec_kind kind);
 /* Sleep this long in every sync, to let concurrent commits pile up. */
 extern void recording_io_set_sync_delay (struct cow_io *io, unsigned usec);
+/* Call fn (opaque) in every sync, after the inner backend's sync
+ * returned (whatever it returned) and before this one does: what fn
+ * writes is not covered by that sync.  NULL removes it.
+ */
+extern void recording_io_set_sync_hook (struct cow_io *io,
+                                        void (*fn) (void *opaque),
+                                        void *opaque);
 /* From now on the backend has a reserve op, as a file on a filesystem
  * does: each call is recorded and returns -err (0: it succeeds), as if
  * the filesystem had that much room.  May be called at any time.
