@@ -10,18 +10,18 @@
  *            new_chunk: a run.  When the area is used up, the previous
  *            one is read and becomes current.
  *   copy     the run's data from the store to the origin, one pread and
- *            one pwrite per piece of at most MERGE_PIECE bytes, never
- *            one per chunk; a last partial origin chunk gets only its
- *            bytes inside the origin.
+ *            one pwrite per piece of COW_MERGE_PIECE bytes (or a chunk,
+ *            if larger), never one per chunk; a last partial origin
+ *            chunk gets only its bytes inside the origin.
  *   commit   sync the origin, then zero the runs' records in their
  *            area, write the area, sync the store; then drop the
  *            records from the table.
- *   finish   once no record is left, punch every data chunk of the
- *            store where the backend can: no record points at any, so
- *            a merged store gives its space back and `snapcow check`
- *            finds no stray data in it.  Done at the end rather than
- *            run by run, so that data of runs merged before a crash
- *            (whose punches the crash may have lost) goes too.
+ *   finish   once no record is left, zero the areas after area 0
+ *            that a crash left stale (below), so no record is left
+ *            anywhere.  The data chunks stay, as the kernel leaves
+ *            them: punching them cost half as much again as the whole
+ *            copy on an ext4 mounted with discard, and a merged store
+ *            is usually removed.
  *
  * The origin is durable before a record is cleared, so a crash leaves
  * each record either still there (its copy is simply made again: the
@@ -33,12 +33,16 @@
  * may be prepared and copied before one commit (cow_merge_step takes a
  * byte budget), so that a store of small scattered runs does not cost
  * two syncs per run.  The runs may reach back over several areas; the
- * commit then writes the areas from the highest down, each one emptied
- * (zeroed) and synced before the next lower one is written.  On disk
- * there is therefore only ever one area that ends early, and every area
- * after it is zero: exactly the states the kernel passes through, so
- * the kernel can finish what we started and the reverse, and no stale
- * record is left beyond the terminator.
+ * commit then writes every area it emptied (zeroes) and the area it
+ * shortened, and syncs once: a sync per area would cost more than the
+ * copy at 4K chunks (an area per MiB of data).  Whatever subset of
+ * those writes a crash keeps, the loader (ours or the kernel's) walks
+ * full areas up to the first that ends early and stops there, so it
+ * sees each record either still there or merged with its data durable
+ * in the origin: the same snapshot, in a store the kernel can finish.
+ * Areas above the one it stops at may keep stale records, which
+ * nothing reads (the kernel, like commit.c, zeroes an area before it
+ * fills the one below); `finish` clears them.
  *
  * The area state (s->area, current_area, current_committed) belongs to
  * the thread that set s->committing (store-internal.h); the commit
@@ -57,10 +61,6 @@
 
 #include "store-internal.h"
 
-/* Largest single pread or pwrite of a copy: big enough that a syscall
- * costs nothing beside the bytes, small enough for memory.
- */
-#define MERGE_PIECE (8u << 20)
 
 struct cow_merge {
   struct cow_store *s;
@@ -126,7 +126,8 @@ cow_merge_begin (struct cow_store *s, struct cow_merge **mp)
   if (m == NULL)
     return store_error (s, ENOMEM, "out of memory");
   m->s = s;
-  m->copy_bytes = s->chunk_bytes > MERGE_PIECE ? s->chunk_bytes : MERGE_PIECE;
+  m->copy_bytes = s->chunk_bytes > COW_MERGE_PIECE ? s->chunk_bytes
+    : COW_MERGE_PIECE;
   m->buf = malloc (s->chunk_bytes);
   m->copy_buf = malloc (m->copy_bytes);
   if (m->buf == NULL || m->copy_buf == NULL) {
@@ -264,7 +265,7 @@ cow_merge_copy (struct cow_merge *m, const struct cow_merge_run *run,
 }
 
 static int
-write_area_and_sync (struct cow_store *s, uint64_t area, const void *buf)
+write_area (struct cow_store *s, uint64_t area, const void *buf)
 {
   chunk_t loc = cow_area_location (s->exceptions_per_area, area);
   int r;
@@ -273,15 +274,12 @@ write_area_and_sync (struct cow_store *s, uint64_t area, const void *buf)
   if (r < 0)
     return store_error (s, -r, "cannot write area %" PRIu64 " of the "
                         "merge: %s", area, cow_strerror (-r));
-  r = cow_io_sync (s->cow);
-  if (r < 0)
-    return store_error (s, -r, "cannot sync the COW store: %s",
-                        cow_strerror (-r));
   return 0;
 }
 
-/* Write the areas from the highest down to the cursor's (see the top
- * of the file for why one sync each).  The caller owns the area state.
+/* Write the areas emptied, from the highest down, and the cursor's,
+ * then sync once (the top of the file says why that is enough).  The
+ * caller owns the area state.
  */
 static int
 clear_records_locked (struct cow_merge *m)
@@ -291,13 +289,20 @@ clear_records_locked (struct cow_merge *m)
   int r;
 
   for (area = s->current_area; area > m->area; area--) {
-    r = write_area_and_sync (s, area, s->zero_chunk);
+    r = write_area (s, area, s->zero_chunk);
     if (r < 0)
       return r;
   }
-  if (m->area == s->current_area && m->committed == s->current_committed)
-    return 0;                   /* runs only from areas above */
-  return write_area_and_sync (s, m->area, m->buf);
+  if (m->area != s->current_area || m->committed != s->current_committed) {
+    r = write_area (s, m->area, m->buf);
+    if (r < 0)
+      return r;
+  }
+  r = cow_io_sync (s->cow);
+  if (r < 0)
+    return store_error (s, -r, "cannot sync the COW store: %s",
+                        cow_strerror (-r));
+  return 0;
 }
 
 int
@@ -353,8 +358,37 @@ cow_merge_commit (struct cow_merge *m)
   return 0;
 }
 
-/* No record is left: release the data chunks.  Failing to punch costs
- * only space, so it is not an error.
+/* Zero every area after area 0 that is not zero: one read each, a
+ * write only for a stale one.
+ */
+static int
+zero_stray_areas (struct cow_store *s, uint64_t size)
+{
+  uint32_t E = s->exceptions_per_area;
+  CLEANUP_FREE uint8_t *buf = malloc (s->chunk_bytes);
+  int r;
+
+  if (buf == NULL)
+    return -ENOMEM;
+  for (uint64_t area = 1;
+       chunk_offset (s, cow_area_location (E, area)) + s->chunk_bytes <= size;
+       area++) {
+    uint64_t at = chunk_offset (s, cow_area_location (E, area));
+
+    r = cow_io_pread (s->cow, buf, s->chunk_bytes, at);
+    if (r < 0)
+      return r;
+    if (buf[0] == 0 && memcmp (buf, buf + 1, s->chunk_bytes - 1) == 0)
+      continue;
+    r = cow_io_pwrite (s->cow, s->zero_chunk, s->chunk_bytes, at);
+    if (r < 0)
+      return r;
+  }
+  return 0;
+}
+
+/* No record is left: clear stale areas.  They are beyond the
+ * terminator, where nothing reads them, so a failure is not an error.
  */
 static int
 finish (struct cow_merge *m)
@@ -370,13 +404,13 @@ finish (struct cow_merge *m)
     ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
     size = s->dev_size;
   }
-  if (s->cow->ops->punch == NULL || size <= from)
+  if (size <= from)
     return 0;
-  r = s->cow->ops->punch (s->cow, from, size - from);
+  r = zero_stray_areas (s, size);
   if (r == 0)
     r = cow_io_sync (s->cow);
   if (r < 0)
-    store_message (s, COW_MSG_DEBUG, "cannot release the merged chunks: %s",
+    store_message (s, COW_MSG_DEBUG, "cannot clear the stale areas: %s",
                    cow_strerror (-r));
   return 0;
 }

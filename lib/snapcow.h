@@ -325,6 +325,12 @@ extern int cow_origin_extents (struct cow_origin *o, uint32_t count,
  */
 struct cow_merge;
 
+/* The largest read or write of a merge's copy (or one chunk, if
+ * larger): small enough to stay in the processor's cache between the
+ * read and the write.
+ */
+#define COW_MERGE_PIECE (1u << 20)
+
 /* A run of records consecutive in both old_chunk and new_chunk. */
 struct cow_merge_run {
   chunk_t old_chunk;            /* first origin chunk */
@@ -358,24 +364,25 @@ extern void cow_merge_end (struct cow_merge *m);
  */
 extern int cow_merge_prepare (struct cow_merge *m, struct cow_merge_run *run);
 /* Copy a prepared run from the store to the origin (one pread and one
- * pwrite per piece of up to 8 MiB; only the bytes inside the origin),
- * without a sync.
+ * pwrite per piece of up to COW_MERGE_PIECE bytes; only the bytes
+ * inside the origin), without a sync.
  */
 extern int cow_merge_copy (struct cow_merge *m,
                            const struct cow_merge_run *run,
                            cow_merge_progress_fn progress, void *opaque);
 /* The kernel's commit_merge, after its merge_callback's origin flush:
- * sync the origin, zero the prepared records in their areas (emptied
- * areas highest first, each synced), write the current area, sync the
- * store, drop the records from the table.  Every run prepared must have
+ * sync the origin, zero the prepared records in their areas (write the
+ * emptied areas and the current one), sync the store, drop the records
+ * from the table.  Every run prepared must have
  * been copied.  On failure the store object fails (-EIO afterwards);
  * what is on disk is still a good store: reopen it and merge again.
  */
 extern int cow_merge_commit (struct cow_merge *m);
 /* Prepare and copy runs until `budget` bytes or no record is left, then
  * commit: the number of records merged (0: done), or a negative errno.
- * When no record is left, the store's data chunks are punched (where
- * the backend can), so a merged store holds no stray data.
+ * When no record is left, any area after area 0 that an interrupted
+ * merge left stale is zeroed.  The data chunks stay, as the kernel
+ * leaves them.
  */
 extern int64_t cow_merge_step (struct cow_merge *m, uint64_t budget,
                                cow_merge_progress_fn progress, void *opaque);

@@ -180,5 +180,4 @@ grep '"status": "16/16384 16"' $d/mergeB.json
 test "$(sha256sum < $d/originB | cut -d' ' -f1)" = "$view"
 test "$(records $d/cowB)" = 0
 test "$($PYTHON $usage $d/cowB)" = "16/16384 16"
-"$SNAPCOW_TOOL" check --origin=$d/originB $d/cowB |
-    grep ': 0 errors, 0 warnings'
+"$SNAPCOW_TOOL" check --origin=$d/originB $d/cowB | grep ': 0 errors'

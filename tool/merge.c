@@ -28,7 +28,7 @@
  * big enough that syncs cost little beside the copy, small enough that
  * an interrupted merge redoes little.
  */
-#define MERGE_BUDGET (UINT64_C (64) << 20)
+#define MERGE_BUDGET (UINT64_C (256) << 20)
 /* Errors named when the check refuses the store. */
 #define FIRST_ERRORS 3
 
