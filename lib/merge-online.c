@@ -30,9 +30,9 @@
  *
  * When no record is left, merge.c's finish punches the store's data
  * chunks.  A reader that looked a record up before the last commit may
- * still be reading its COW chunk, so readers of the store hold
- * view_lock shared until the merge is done, and the last step holds it
- * exclusive.
+ * still be reading its COW chunk (or asking for its block status), so
+ * readers hold view_lock shared until the merge is done, and the last
+ * step holds it exclusive.
  *
  * A step that fails (an I/O error) stops the merge: said once ("Merge
  * failed", the kernel's status word), and from then on the writes that
@@ -586,18 +586,20 @@ cow_merging_extents (struct cow_merging *mg, uint32_t count, uint64_t offset,
                      cow_extent_fn add, void *opaque)
 {
   struct cow_store *s = mg->s;
+  bool shared = merging (mg);
   int r = check_range (s, count, offset);
 
+  /* As a read: the last step must not punch a COW chunk between the
+   * lookup and its block status, or its data would show as a hole.
+   */
+  if (shared)
+    pthread_rwlock_rdlock (&mg->view_lock);
   for (unsigned k = 0; r == 0 && count > 0 && k < MAX_EXTENTS; k++) {
     struct piece run = run_at (s, offset, count);
     struct cow_io *io = run.mapped ? s->cow : s->origin;
     uint64_t len = run.n;
     bool hole = false;
 
-    /* A hole in the store during the merge may be punched under a
-     * reader's feet by the last step only once no record is left, and
-     * then the lookup finds none: the answer is right as of the lookup.
-     */
     if (io->ops->extent) {
       r = io->ops->extent (io, run.at, run.n, &len, &hole);
       if (r < 0) {
@@ -611,5 +613,7 @@ cow_merging_extents (struct cow_merging *mg, uint32_t count, uint64_t offset,
     offset += len;
     count -= len;
   }
+  if (shared)
+    pthread_rwlock_unlock (&mg->view_lock);
   return r;
 }

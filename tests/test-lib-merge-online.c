@@ -19,6 +19,9 @@
  *   copying must wait until the step is committed, and then lands: the
  *   chunk reads the written bytes, and so does the origin at the end.
  *   A write to the store in between would be lost by the commit.
+ * - block status and prefetch every few steps and at the end, zeroes written in chunks
+ *   with records and without: a hole is reported only where the view
+ *   reads zeroes (a wrapper reports zero sectors as holes).
  * - power loss: steps run one by one with durable (FUA) writes in
  *   between, and a fault stops the merge at a random write or sync; the
  *   merge must then refuse writes to chunks not merged, say "Merge
@@ -588,6 +591,168 @@ START_TEST (test_readonly)
 }
 END_TEST
 
+/* Block status: a wrapper that reports sectors of zeroes as holes, so
+ * that a wrong answer (data shown as a hole) can be seen.
+ */
+struct holes {
+  struct cow_io io;
+  struct cow_io *inner;
+};
+
+static int
+holes_pread (struct cow_io *io, void *buf, size_t count, uint64_t offset)
+{
+  return cow_io_pread (((struct holes *) io)->inner, buf, count, offset);
+}
+
+static int
+holes_pwrite (struct cow_io *io, const void *buf, size_t count,
+              uint64_t offset)
+{
+  return cow_io_pwrite (((struct holes *) io)->inner, buf, count, offset);
+}
+
+static int
+holes_sync (struct cow_io *io)
+{
+  return cow_io_sync (((struct holes *) io)->inner);
+}
+
+static int
+holes_get_size (struct cow_io *io, uint64_t *size)
+{
+  return cow_io_get_size (((struct holes *) io)->inner, size);
+}
+
+static int
+holes_grow (struct cow_io *io, uint64_t size)
+{
+  struct cow_io *in = ((struct holes *) io)->inner;
+
+  return in->ops->grow (in, size);
+}
+
+static int
+holes_punch (struct cow_io *io, uint64_t offset, uint64_t count)
+{
+  struct cow_io *in = ((struct holes *) io)->inner;
+
+  return in->ops->punch (in, offset, count);
+}
+
+static bool
+all_zero (const uint8_t *p, uint64_t n)
+{
+  return p[0] == 0 && memcmp (p, p + 1, n - 1) == 0;
+}
+
+/* Up to 64K at a time, sector by sector. */
+static int
+holes_extent (struct cow_io *io, uint64_t offset, uint64_t count,
+              uint64_t *length, bool *is_hole)
+{
+  struct cow_io *in = ((struct holes *) io)->inner;
+  static _Thread_local uint8_t buf[65536];
+  uint64_t n = count < sizeof buf ? count : sizeof buf;
+  uint64_t first = n < 512 - offset % 512 ? n : 512 - offset % 512;
+  uint64_t len = first;
+  bool z;
+
+  ck_assert_int_eq (cow_io_pread (in, buf, n, offset), 0);
+  z = all_zero (buf, first);
+  while (len < n) {
+    uint64_t m = n - len < 512 ? n - len : 512;
+
+    if (all_zero (buf + len, m) != z)
+      break;
+    len += m;
+  }
+  *length = len;
+  *is_hole = z;
+  return 0;
+}
+
+static void
+holes_close (struct cow_io *io)
+{
+}
+
+static const struct cow_io_ops holes_ops = {
+  .name = "holes",
+  .pread = holes_pread,
+  .pwrite = holes_pwrite,
+  .sync = holes_sync,
+  .get_size = holes_get_size,
+  .grow = holes_grow,
+  .punch = holes_punch,
+  .extent = holes_extent,
+  .close = holes_close,
+};
+
+struct walk {
+  const uint8_t *model;
+  uint64_t next;
+};
+
+static int
+check_extent (void *opaque, uint64_t offset, uint64_t length, bool is_zero)
+{
+  struct walk *wk = opaque;
+
+  ck_assert_uint_eq (offset, wk->next);
+  ck_assert_uint_gt (length, 0);
+  if (is_zero)
+    for (uint64_t i = 0; i < length; i++)
+      ck_assert_msg (wk->model[offset + i] == 0, "data at %" PRIu64
+                     " reported as a hole", offset + i);
+  wk->next = offset + length;
+  return 0;
+}
+
+/* Block status and prefetch at every step: a hole only where the view
+ * reads zeroes, and every byte covered.
+ */
+START_TEST (test_extents_cache)
+{
+  struct world w;
+  struct holes ho, hc;
+  struct cow_store_params p;
+  bool done = false;
+  int r;
+
+  world_make (&w, 17, 300);
+  ck_assert_int_eq (cow_store_close (w.s), 0);
+  ho = (struct holes) { .io.ops = &holes_ops, .inner = w.origin };
+  hc = (struct holes) { .io.ops = &holes_ops, .inner = w.cow };
+  p = params_for (&w.msgs, CS);
+  ck_assert_int_eq (cow_store_open (&hc.io, &ho.io, &p, &w.s), 0);
+  merging_open (&w, 2 * CB);
+  /* Zeroes in chunks with records and without. */
+  for (uint64_t off = 5000; off + 3 * CB < SIZE; off += 97 * CB) {
+    ck_assert_int_eq (cow_merging_zero (w.mg, 3 * CB, off, false, false), 0);
+    memset (w.model + off, 0, 3 * CB);
+  }
+  for (unsigned step = 0; ; step++) {
+    struct walk wk = { .model = w.model };
+
+    while ((step % 8 == 0 || done) && wk.next < SIZE) {
+      uint64_t n = SIZE - wk.next < (1u << 30) ? SIZE - wk.next : 1u << 30;
+
+      ck_assert_int_eq (cow_merging_extents (w.mg, n, wk.next, check_extent,
+                                             &wk), 0);
+    }
+    ck_assert_int_eq (cow_merging_cache (w.mg, SIZE, 0), 0);
+    if (done)
+      break;
+    r = cow_merging_step (w.mg);
+    ck_assert_int_ge (r, 0);
+    done = r == 0;
+  }
+  check_merged (&w);
+  world_free (&w);
+}
+END_TEST
+
 static Suite *
 merge_online_suite (void)
 {
@@ -599,6 +764,7 @@ merge_online_suite (void)
   tcase_add_test (tc, test_being_merged);
   tcase_add_test (tc, test_power_loss);
   tcase_add_test (tc, test_readonly);
+  tcase_add_test (tc, test_extents_cache);
   suite_add_tcase (s, tc);
   return s;
 }
