@@ -3,7 +3,8 @@
 # snapshot-merge).  A store is made by snapshot mode (4K chunks, random
 # writes and the origin's last partial chunk); its view is the model.
 # - refusals at start-up, one line each: no store, merge-step= or
-#   overflow=invalidate where they do not apply, an NBD URI origin;
+#   overflow=invalidate where they do not apply, an NBD URI origin,
+#   and a server in origin mode on the origin a merge holds;
 # - with -r the view is served, nothing is merged, no file changes, and
 #   the description says the merge has not started;
 # - served writable with small steps (merge-step=4K), a client reads
@@ -132,6 +133,9 @@ test "$(md5sum < $d/cow)" = "$sum_cow"
 # Writable: reads and writes during the merge, then its end.
 start_nbdkit -P $d/pid -U $sock $P $d/origin cow=$d/cow mode=merge \
              merge-step=4K
+# The origin is locked as in origin mode.
+refused "mode=origin: cannot lock the origin $d/origin: in use by another server in mode=origin or mode=merge" \
+        $d/origin cow=$d/other mode=origin
 nbdsh -u "$uri" -c - <<PY
 import random
 import nbd
