@@ -7,6 +7,9 @@
  * current area, non-zero bytes in the areas after it, data in chunks
  * past the next free one (a crash between a copy and its commit leaves
  * those).
+ *
+ * Memory: the table of old chunks (for duplicates) sized from the areas
+ * first, and a bit per chunk of the device for the new chunks.
  */
 #include <config.h>
 
@@ -146,48 +149,66 @@ check_strays (struct checker *c, uint8_t *buf, uint64_t current_area)
 
 /* Data chunks below the next free one that no record uses: a copy whose
  * record was lost in a crash, or that failed.  They are never reused;
- * the space is lost until the store is merged or recreated.  seen is
- * sorted by new_chunk.
+ * the space is lost until the store is merged or recreated.
  */
 static void
-count_leaked (struct checker *c, const struct seen_list *l)
+count_leaked (struct checker *c, const struct seen_bits *seen)
 {
-  const struct seen *seen = l->v;
-  uint64_t n = l->n;
-  uint64_t used = 0, data = 0, k;
+  uint64_t leaked = 0;
   chunk_t ch, first = 0;
 
-  for (k = 0; k < n; k++)
-    if ((k == 0 || seen[k].new_chunk != seen[k - 1].new_chunk) &&
-        seen[k].new_chunk < c->sum->next_free)
-      used++;
-  for (ch = 2; ch < c->sum->next_free; ch++)
-    if (!cow_is_metadata_chunk (c->E, ch))
-      data++;
-  if (data > used) {
-    for (ch = 2, k = 0; ch < c->sum->next_free; ch++) {
-      if (cow_is_metadata_chunk (c->E, ch))
-        continue;
-      while (k < n && seen[k].new_chunk < ch)
-        k++;
-      if (k == n || seen[k].new_chunk != ch) {
-        first = ch;
-        break;
-      }
-    }
+  for (ch = 2; ch < c->sum->next_free && ch < seen->chunks; ch++)
+    if (!cow_is_metadata_chunk (c->E, ch) && !seen_bits_test (seen, ch) &&
+        leaked++ == 0)
+      first = ch;
+  if (leaked)
     problem (c, COW_PROBLEM_WARNING, "%" PRIu64 " data chunk(s) below the "
              "next free chunk are used by no record (the first is chunk %"
              PRIu64 "): space leaked by a crash or a failed copy",
-             data - used, first);
+             leaked, first);
+}
+
+/* Every pair of records sharing a new_chunk, in the order of the chunk
+ * then of the records: dups (sorted, distinct) are the chunks marked
+ * twice, and a second walk finds who uses them.
+ */
+static void
+report_shared (struct checker *c, uint64_t last_area, const chunk_t *dups,
+               size_t n)
+{
+  struct seen_list seen = { NULL };
+  char msg[256];
+  int r;
+
+  r = seen_collect (c->cow, c->chunk_bytes, c->E, last_area, dups, n, &seen);
+  if (r < 0)
+    problem (c, COW_PROBLEM_ERROR, "cannot read the areas again to list "
+             "the records sharing a new_chunk: %s", cow_strerror (-r));
+  seen_sort (&seen);
+  for (uint64_t k = seen_next_repeat (&seen, 1); k < seen.n;
+       k = seen_next_repeat (&seen, k + 1)) {
+    record_shared_new_message (msg, sizeof msg, c->E, &seen, k);
+    problem (c, COW_PROBLEM_ERROR, "%s", msg);
   }
+  seen_free (&seen);
+}
+
+static int
+compare_chunks (const void *a, const void *b)
+{
+  chunk_t x = *(const chunk_t *) a, y = *(const chunk_t *) b;
+
+  return x < y ? -1 : x > y;
 }
 
 static int
 check_areas (struct checker *c, uint8_t *buf)
 {
   struct cow_table t;
-  struct seen_list seen = { NULL };
-  uint64_t area;
+  struct seen_bits seen = { NULL };
+  chunk_t *dups = NULL;
+  size_t ndups = 0, cap = 0;
+  uint64_t area, last_area = 0, used = 0;
   chunk_t max_new = 0;
   bool ended = false;
   int r;
@@ -195,6 +216,11 @@ check_areas (struct checker *c, uint8_t *buf)
   r = table_init (&t, record_chunk_limit (c->chunk_bytes), c->dev_chunks, 0);
   if (r < 0)
     return r;
+  r = seen_bits_init (&seen, c->dev_chunks);
+  if (r < 0)
+    goto out;
+  table_presize_from_areas (&t, c->cow, c->chunk_bytes, c->E, c->dev_chunks,
+                            buf);
   for (area = 0; !ended; area++) {
     chunk_t loc = cow_area_location (c->E, area);
     uint32_t i;
@@ -215,6 +241,7 @@ check_areas (struct checker *c, uint8_t *buf)
       break;
     }
     c->sum->areas++;
+    last_area = area;
     for (i = 0; i < c->E; i++) {
       struct core_exception e;
 
@@ -224,18 +251,28 @@ check_areas (struct checker *c, uint8_t *buf)
       c->sum->records++;
       if (!check_record (c, &t, area, i, &e))
         continue;
-      if (seen_add (&seen, e.new_chunk, area * c->E + i) < 0) {
-        r = -ENOMEM;
-        goto out;
+      /* A data chunk of the device: mark it. */
+      if (seen_bits_mark (&seen, e.new_chunk)) {
+        if (ndups == cap) {
+          size_t ncap = cap ? 2 * cap : 64;
+          chunk_t *v = realloc (dups, ncap * sizeof *v);
+          if (v == NULL) {
+            r = -ENOMEM;
+            goto out;
+          }
+          dups = v;
+          cap = ncap;
+        }
+        dups[ndups++] = e.new_chunk;
       }
+      used++;
       if (e.new_chunk > max_new)
         max_new = e.new_chunk;
     }
     if (i < c->E) {
       size_t at = (size_t) i * sizeof (struct disk_exception);
       ended = true;
-      c->sum->next_free = seen.n ? cow_skip_metadata (c->E, max_new + 1)
-        : 2;
+      c->sum->next_free = used ? cow_skip_metadata (c->E, max_new + 1) : 2;
       if (!all_zero (buf + at, c->chunk_bytes - at))
         problem (c, COW_PROBLEM_WARNING, "area %" PRIu64 ": bytes after "
                  "the terminator (record %" PRIu32 ") are not zero; the "
@@ -249,18 +286,20 @@ check_areas (struct checker *c, uint8_t *buf)
     }
   }
 
-  seen_sort (&seen);
-  for (uint64_t k = seen_next_repeat (&seen, 1); k < seen.n;
-       k = seen_next_repeat (&seen, k + 1)) {
-    char msg[256];
+  if (ndups) {
+    size_t k, n = 0;
 
-    record_shared_new_message (msg, sizeof msg, c->E, &seen, k);
-    problem (c, COW_PROBLEM_ERROR, "%s", msg);
+    qsort (dups, ndups, sizeof *dups, compare_chunks);
+    for (k = 0; k < ndups; k++)
+      if (k == 0 || dups[k] != dups[k - 1])
+        dups[n++] = dups[k];
+    report_shared (c, last_area, dups, n);
   }
   count_leaked (c, &seen);
   r = 0;
  out:
-  seen_free (&seen);
+  free (dups);
+  seen_bits_free (&seen);
   table_free (&t);
   return r;
 }

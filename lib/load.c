@@ -2,6 +2,8 @@
  * (cow-format.md, "Loading").  Every field is untrusted: each record is
  * checked against the geometry (record-rules.c) before it enters the
  * table, and the first bad one fails the open with its area and index.
+ * The table is sized from the areas before the walk
+ * (table_presize_from_areas).
  */
 #include <config.h>
 
@@ -13,6 +15,12 @@
 #include "record-rules.h"
 #include "seen.h"
 #include "store-internal.h"
+
+/* Records whose table slots are fetched ahead of their turn: a random
+ * record's lookup and insert are a cache miss each in a big table, and
+ * the misses of several records overlap.
+ */
+#define PREFETCH_AHEAD 16
 
 /* The geometry records are checked against (record-rules.h). */
 static struct record_geometry
@@ -43,31 +51,53 @@ check_record (struct cow_store *s, uint64_t area, uint32_t i,
   return store_error (s, EINVAL, "%s", msg);
 }
 
-/* No two records may share a new_chunk. */
+/* No two records may share a new_chunk: dup is the lowest new_chunk
+ * that two records of areas 0..last_area use.  The message names its
+ * first two users, found by a second walk.
+ */
 static int
-check_new_chunks_unique (struct cow_store *s, struct seen_list *seen)
+report_shared_new_chunk (struct cow_store *s, uint64_t last_area,
+                         chunk_t dup)
 {
+  struct seen_list seen = { NULL };
   char msg[256];
-  uint64_t k;
+  int r;
 
-  seen_sort (seen);
-  k = seen_next_repeat (seen, 1);
-  if (k == seen->n)
-    return 0;
-  record_shared_new_message (msg, sizeof msg, s->exceptions_per_area,
-                             seen, k);
-  return store_error (s, EINVAL, "%s", msg);
+  r = seen_collect (s->cow, s->chunk_bytes, s->exceptions_per_area,
+                    last_area, &dup, 1, &seen);
+  if (r < 0)
+    r = store_error (s, -r, "cannot read the areas again: %s",
+                     cow_strerror (-r));
+  else {
+    seen_sort (&seen);
+    record_shared_new_message (msg, sizeof msg, s->exceptions_per_area,
+                               &seen, seen_next_repeat (&seen, 1));
+    r = store_error (s, EINVAL, "%s", msg);
+  }
+  seen_free (&seen);
+  return r;
 }
 
 int
 store_load (struct cow_store *s)
 {
   uint32_t E = s->exceptions_per_area;
-  struct seen_list seen = { NULL };
+  struct seen_bits seen = { NULL };
   uint64_t n = 0, area;
-  chunk_t max_new = 0;
+  chunk_t max_new = 0, dup = 0;
+  bool shared = false;
   int r;
 
+  r = seen_bits_init (&seen, s->dev_chunks);
+  if (r < 0)
+    return store_error (s, ENOMEM, "out of memory");
+  /* Sized for the store, so that a big one neither grows the table nor
+   * rehashes on the way, and fits it closely.
+   */
+  table_presize_from_areas (&s->table, s->cow, s->chunk_bytes, E,
+                            s->dev_chunks, s->area);
+  /* The walk reads the areas again from the start. */
+  memset (s->area, 0, s->chunk_bytes);
   for (area = 0;; area++) {
     chunk_t loc = cow_area_location (E, area);
     uint32_t i;
@@ -91,9 +121,19 @@ store_load (struct cow_store *s)
                        PRIu64 ": %s", area, loc, cow_strerror (-r));
       goto out;
     }
+    for (i = 0; i < PREFETCH_AHEAD && i < E; i++) {
+      struct core_exception e;
+
+      cow_decode_exception (s->area, i, &e);
+      table_prefetch (&s->table, e.old_chunk);
+    }
     for (i = 0; i < E; i++) {
       struct core_exception e;
 
+      if (i + PREFETCH_AHEAD < E) {
+        cow_decode_exception (s->area, i + PREFETCH_AHEAD, &e);
+        table_prefetch (&s->table, e.old_chunk);
+      }
       cow_decode_exception (s->area, i, &e);
       if (e.new_chunk == 0)
         break;
@@ -106,9 +146,13 @@ store_load (struct cow_store *s)
                          PRIu32 ": %s", area, i, cow_strerror (-r));
         goto out;
       }
-      if (seen_add (&seen, e.new_chunk, area * E + i) < 0) {
-        r = store_error (s, ENOMEM, "out of memory");
-        goto out;
+      /* The record passed its checks: its new_chunk is a data chunk
+       * of the device.  Only the lowest shared one is reported.
+       */
+      if (seen_bits_mark (&seen, e.new_chunk) &&
+          (!shared || e.new_chunk < dup)) {
+        shared = true;
+        dup = e.new_chunk;
       }
       n++;
       if (e.new_chunk > max_new)
@@ -127,9 +171,10 @@ store_load (struct cow_store *s)
     }
   }
 
-  r = check_new_chunks_unique (s, &seen);
-  if (r < 0)
+  if (shared) {
+    r = report_shared_new_chunk (s, s->current_area, dup);
     goto out;
+  }
   /* Nobody can be looking anything up yet. */
   table_release_retired_unshared (&s->table);
   s->records = n;
@@ -142,6 +187,6 @@ store_load (struct cow_store *s)
                  n, s->current_area + 1, s->next_free);
 
  out:
-  seen_free (&seen);
+  seen_bits_free (&seen);
   return r;
 }

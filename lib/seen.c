@@ -4,7 +4,83 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "format.h"
 #include "seen.h"
+
+int
+seen_bits_init (struct seen_bits *b, chunk_t chunks)
+{
+  b->chunks = chunks;
+  b->bits = calloc (chunks / 64 + 1, sizeof *b->bits);
+  return b->bits ? 0 : -ENOMEM;
+}
+
+bool
+seen_bits_mark (struct seen_bits *b, chunk_t c)
+{
+  uint64_t bit = UINT64_C (1) << (c % 64), *w = &b->bits[c / 64];
+  bool was = *w & bit;
+
+  *w |= bit;
+  return was;
+}
+
+bool
+seen_bits_test (const struct seen_bits *b, chunk_t c)
+{
+  return b->bits[c / 64] >> (c % 64) & 1;
+}
+
+void
+seen_bits_free (struct seen_bits *b)
+{
+  free (b->bits);
+  *b = (struct seen_bits) { NULL };
+}
+
+static bool
+among (chunk_t c, const chunk_t *which, size_t n)
+{
+  size_t lo = 0, hi = n;
+
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (which[mid] == c)
+      return true;
+    if (which[mid] < c)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return false;
+}
+
+int
+seen_collect (struct cow_io *io, uint64_t chunk_bytes, uint32_t E,
+              uint64_t last_area, const chunk_t *which, size_t n,
+              struct seen_list *l)
+{
+  uint8_t *buf = malloc (chunk_bytes);
+  int r = 0;
+
+  if (buf == NULL)
+    return -ENOMEM;
+  for (uint64_t area = 0; area <= last_area && r == 0; area++) {
+    r = cow_io_pread (io, buf, chunk_bytes,
+                      cow_area_location (E, area) * chunk_bytes);
+    for (uint32_t i = 0; i < E && r == 0; i++) {
+      struct core_exception e;
+
+      cow_decode_exception (buf, i, &e);
+      if (e.new_chunk == 0)
+        break;
+      if (among (e.new_chunk, which, n))
+        r = seen_add (l, e.new_chunk, area * E + i);
+    }
+  }
+  free (buf);
+  return r;
+}
 
 int
 seen_add (struct seen_list *l, chunk_t new_chunk, uint64_t seq)

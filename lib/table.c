@@ -1,24 +1,50 @@
 /* table.c: the exception table (see table.h for the design).
  *
- * Memory: at 8 bytes a slot and a load between 3/8 and 3/4, a record
- * costs 11 to 21 bytes, plus at most as much again in retired arrays;
- * the kernel's hash of struct dm_exception costs 32.
+ * Memory: 8 bytes a slot (packed), and a table sized for the store on
+ * load is up to 4/5 full: from 10 bytes a record for random old chunks,
+ * from 1.25 for a sequential writer's runs.  Growing makes an array 2/5
+ * full, and the replaced arrays stay until the table is freed (or the
+ * load ends), as a lookup may still be reading one.  The kernel's hash
+ * of struct dm_exception costs 32 bytes a record, or one per run.
  */
 #include <config.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "table.h"
 
 struct table_array {
   struct table_array *next_retired;
-  uint64_t slots;                   /* a power of two */
+  uint64_t slots;
+  size_t mapped;                    /* bytes mmapped, or 0: calloc */
   _Atomic uint64_t words[];         /* 1 (packed) or 2 (wide) per slot */
 };
 
+/* Arrays from this size are mapped on their own and asked for huge
+ * pages: every walk of a big table lands on a random page, and with
+ * 4K pages each is a TLB miss as well as a cache miss.
+ */
+#define HUGE_ARRAY_BYTES (UINT64_C (4) << 20)
+
+#define RUN_MASK ((chunk_t) TABLE_RUN_MAX - 1)
 #define MIN_SLOTS 1024
+/* The least number of old slots a migration moves per insert or
+ * removal (more where the old array is large for its live entries).
+ */
+#define MIGRATE_STEP 32
+/* Wide mode: the value word's low bits hold new_start + 1. */
+#define WIDE_VALUE_BITS (64 - TABLE_RUN_BITS)
+
+/* One entry, decoded.  value is new_start + 1, or 0 for a tombstone. */
+struct entry {
+  chunk_t start;
+  uint64_t len;                     /* 1 .. TABLE_RUN_MAX */
+  uint64_t value;
+};
 
 static unsigned
 bits_for (uint64_t v)
@@ -26,18 +52,16 @@ bits_for (uint64_t v)
   return v == 0 ? 0 : 64 - __builtin_clzll (v);
 }
 
-/* The home slot is the hash's low bits (& mask), so every low bit must
- * depend on every bit of the chunk.  A multiply alone does not do that:
- * bit k of a product only sees bits 0..k of the key, and old chunks at
- * a power-of-two stride (ext4's block groups) would share their low
- * bits and pile into one probe run.  So: multiply to carry each bit
- * upwards, fold the high half down with a shift, twice.  The constants
- * are odd (so each step is a bijection and distinct chunks never
- * collide in the full 64 bits): the golden ratio's and the square root
- * of two's fraction bits.
+/* A group's base slot must depend on every bit of the group number:
+ * old chunks at a power-of-two stride (ext4's block groups) share their
+ * low bits and would otherwise pile into one probe run.  So: multiply
+ * to carry each bit upwards, fold the high half down with a shift,
+ * twice.  The constants are odd (so each step is a bijection): the
+ * golden ratio's and the square root of two's fraction bits.  The high
+ * bits then pick the slot (a multiply-shift, for any array size).
  */
 static uint64_t
-hash (chunk_t c)
+hash (uint64_t c)
 {
   c ^= c >> 32;
   c *= UINT64_C (0x9e3779b97f4a7c15);
@@ -47,45 +71,301 @@ hash (chunk_t c)
   return c;
 }
 
+static uint64_t
+group_base (const struct table_array *a, chunk_t c)
+{
+  return (uint64_t) (((unsigned __int128) hash (c >> TABLE_RUN_BITS)
+                      * a->slots) >> 64);
+}
+
+static uint64_t
+next_slot (const struct table_array *a, uint64_t i)
+{
+  return i + 1 == a->slots ? 0 : i + 1;
+}
+
+/* An entry's home: its group's base.  (Spreading a group's entries by
+ * their offset in it would only add the offset to every hit's walk: a
+ * lookup cannot know where a run holding c starts.)
+ */
+static uint64_t
+home_of (const struct table_array *a, chunk_t start)
+{
+  return group_base (a, start);
+}
+
+/* Read slot i; false if it is empty. */
+static bool
+slot_get (const struct cow_table *t, struct table_array *a, uint64_t i,
+          struct entry *e)
+{
+  uint64_t key, w;
+
+  if (t->new_bits) {
+    w = atomic_load_explicit (&a->words[i], memory_order_acquire);
+    key = w >> (t->new_bits + TABLE_RUN_BITS);
+    e->len = ((w >> t->new_bits) & RUN_MASK) + 1;
+    e->value = w & ((UINT64_C (1) << t->new_bits) - 1);
+  }
+  else {
+    /* The key's acquire pairs with slot_fill's release of it, so the
+     * value read after is at least the one it was published with.
+     */
+    key = atomic_load_explicit (&a->words[2 * i], memory_order_acquire);
+    if (key == 0)
+      return false;
+    w = atomic_load_explicit (&a->words[2 * i + 1], memory_order_acquire);
+    e->len = (w >> WIDE_VALUE_BITS) + 1;
+    e->value = w & ((UINT64_C (1) << WIDE_VALUE_BITS) - 1);
+  }
+  e->start = key - 1;
+  return key != 0;
+}
+
+static uint64_t
+packed_word (const struct cow_table *t, const struct entry *e)
+{
+  return (e->start + 1) << (t->new_bits + TABLE_RUN_BITS)
+    | (e->len - 1) << t->new_bits | e->value;
+}
+
+static uint64_t
+wide_value (const struct entry *e)
+{
+  return (e->len - 1) << WIDE_VALUE_BITS | e->value;
+}
+
+/* Publish e in empty slot i. */
+static void
+slot_fill (const struct cow_table *t, struct table_array *a, uint64_t i,
+           const struct entry *e)
+{
+  if (t->new_bits)
+    atomic_store_explicit (&a->words[i], packed_word (t, e),
+                           memory_order_release);
+  else {
+    /* The value first, then the key that makes it visible. */
+    atomic_store_explicit (&a->words[2 * i + 1], wide_value (e),
+                           memory_order_relaxed);
+    atomic_store_explicit (&a->words[2 * i], e->start + 1,
+                           memory_order_release);
+  }
+}
+
+/* Give the entry in slot i (same start) a new length and value: one
+ * word either way, so a lookup sees the old entry or the new one.
+ */
+static void
+slot_update (const struct cow_table *t, struct table_array *a, uint64_t i,
+             const struct entry *e)
+{
+  if (t->new_bits)
+    atomic_store_explicit (&a->words[i], packed_word (t, e),
+                           memory_order_release);
+  else
+    atomic_store_explicit (&a->words[2 * i + 1], wide_value (e),
+                           memory_order_release);
+}
+
+/* Walk c's group in a: from its home to the first empty slot.  Returns the slot of the live entry holding c (into *out), or
+ * UINT64_MAX.  With key, sets *saw if a slot walked holds an entry or
+ * tombstone starting at *key: any such slot lies on the walk, since it
+ * went to the first empty slot from its home, and nothing is emptied.
+ */
+static uint64_t
+scan (const struct cow_table *t, struct table_array *a, chunk_t c,
+      const chunk_t *key, bool *saw, struct entry *out)
+{
+  chunk_t group = c >> TABLE_RUN_BITS;
+  uint64_t i = group_base (a, c), k;
+  struct entry e;
+
+  for (k = 0; k < a->slots; k++, i = next_slot (a, i)) {
+    if (!slot_get (t, a, i, &e))
+      break;
+    if (key && e.start == *key)
+      *saw = true;
+    if (e.value != 0 && e.start >> TABLE_RUN_BITS == group &&
+        e.start <= c && c - e.start < e.len) {
+      *out = e;
+      return i;
+    }
+  }
+  return UINT64_MAX;
+}
+
+/* Is there a slot (entry or tombstone) starting at start? */
+static bool
+has_key (const struct cow_table *t, struct table_array *a, chunk_t start)
+{
+  uint64_t i = home_of (a, start);
+  struct entry e;
+
+  for (uint64_t k = 0; k < a->slots; k++, i = next_slot (a, i)) {
+    if (!slot_get (t, a, i, &e))
+      return false;
+    if (e.start == start)
+      return true;
+  }
+  return false;
+}
+
+/* Put e in the first empty slot from its home; returns the slot.  With
+ * dedupe, not where a slot already starts at e->start: UINT64_MAX.
+ * There is always an empty slot (make_room).
+ */
+static uint64_t
+array_put (const struct cow_table *t, struct table_array *a,
+           const struct entry *e, bool dedupe)
+{
+  uint64_t i = home_of (a, e->start);
+  struct entry x;
+
+  for (;; i = next_slot (a, i)) {
+    if (!slot_get (t, a, i, &x)) {
+      slot_fill (t, a, i, e);
+      return i;
+    }
+    if (dedupe && x.start == e->start)
+      return UINT64_MAX;
+  }
+}
+
 static struct table_array *
 array_new (const struct cow_table *t, uint64_t slots)
 {
   size_t words = t->new_bits ? slots : 2 * slots;
+  size_t bytes = sizeof (struct table_array) + words * sizeof (uint64_t);
   struct table_array *a;
 
-  a = calloc (1, sizeof *a + words * sizeof (uint64_t));
-  if (a == NULL)
-    return NULL;
+  if (bytes >= HUGE_ARRAY_BYTES) {
+    /* Zero-filled, as calloc would give it. */
+    a = mmap (NULL, bytes, PROT_READ | PROT_WRITE,
+              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (a == MAP_FAILED)
+      return NULL;
+    madvise (a, bytes, MADV_HUGEPAGE);     /* a hint: may be refused */
+    a->mapped = bytes;
+  }
+  else {
+    a = calloc (1, bytes);
+    if (a == NULL)
+      return NULL;
+  }
   a->slots = slots;
   return a;
 }
 
 static void
-array_put (const struct cow_table *t, struct table_array *a,
-           chunk_t old_chunk, chunk_t new_chunk)
+array_free (struct table_array *a)
 {
-  uint64_t mask = a->slots - 1;
-  uint64_t key = old_chunk + 1;
-  uint64_t i;
+  if (a && a->mapped)
+    munmap (a, a->mapped);
+  else
+    free (a);
+}
 
-  for (i = hash (old_chunk) & mask;; i = (i + 1) & mask) {
-    if (t->new_bits) {
-      if (atomic_load_explicit (&a->words[i], memory_order_relaxed) == 0) {
-        atomic_store_explicit (&a->words[i],
-                               key << t->new_bits | (new_chunk + 1),
-                               memory_order_release);
-        return;
-      }
-    }
-    else if (atomic_load_explicit (&a->words[2 * i], memory_order_relaxed)
-             == 0) {
-      /* The value first, then the key that makes it visible. */
-      atomic_store_explicit (&a->words[2 * i + 1], new_chunk + 1,
-                             memory_order_relaxed);
-      atomic_store_explicit (&a->words[2 * i], key, memory_order_release);
-      return;
-    }
+/* Slots for entries at a load of num/den, and a few more so that the
+ * rounding of max_used leaves room for them all.
+ */
+static uint64_t
+slots_for (uint64_t entries, uint64_t num, uint64_t den)
+{
+  uint64_t slots = entries / num * den + (entries % num) * den / num + 8;
+
+  return slots < MIN_SLOTS ? MIN_SLOTS : slots;
+}
+
+static uint64_t
+max_used (const struct table_array *a)
+{
+  return a->slots / 5 * 4;
+}
+
+/* Move up to n slots of the old array into cur; an entry whose key cur
+ * already holds was moved before (by a writer that changed it) and is
+ * stale.  Tombstones are left behind.
+ */
+static void
+migrate (struct cow_table *t, uint64_t n)
+{
+  struct table_array *old = atomic_load_explicit (&t->old,
+                                                  memory_order_relaxed);
+  struct table_array *cur = atomic_load_explicit (&t->cur,
+                                                  memory_order_relaxed);
+  struct entry e;
+
+  if (old == NULL)
+    return;
+  for (; n > 0 && t->migrated < old->slots; n--, t->migrated++)
+    if (slot_get (t, old, t->migrated, &e) && e.value != 0 &&
+        array_put (t, cur, &e, true) != UINT64_MAX)
+      t->used++;
+  if (t->migrated == old->slots) {
+    atomic_store_explicit (&t->old, NULL, memory_order_release);
+    old->next_retired = t->retired;
+    t->retired = old;
   }
+}
+
+/* A new array for the live entries, 2/5 full: published at once (old
+ * first, then cur), filled over the next inserts and removals.
+ */
+static int
+start_migration (struct cow_table *t)
+{
+  struct table_array *cur = atomic_load_explicit (&t->cur,
+                                                  memory_order_relaxed);
+  uint64_t slots = slots_for (t->entries + 2, 2, 5), room;
+  struct table_array *a = array_new (t, slots);
+
+  if (a == NULL)
+    return -ENOMEM;
+  atomic_store_explicit (&t->old, cur, memory_order_release);
+  atomic_store_explicit (&t->cur, a, memory_order_release);
+  t->migrated = 0;
+  t->used = 0;
+  t->removed = 0;
+  /* Finish before cur passes its load, at up to two slots per call. */
+  room = max_used (a) > t->entries ? max_used (a) - t->entries : 1;
+  t->step = cur->slots / (room / 2 + 1) + MIGRATE_STEP;
+  return 0;
+}
+
+/* Room in cur for n more slots, below its load. */
+static int
+make_room (struct cow_table *t, uint64_t n)
+{
+  struct table_array *cur = atomic_load_explicit (&t->cur,
+                                                  memory_order_relaxed);
+
+  if (t->used + n <= max_used (cur))
+    return 0;
+  if (atomic_load_explicit (&t->old, memory_order_relaxed)) {
+    migrate (t, UINT64_MAX);
+    if (t->used + n <= max_used (cur))
+      return 0;
+  }
+  return start_migration (t);
+}
+
+/* The live entry holding c, for a writer: in cur at *slot, or only in
+ * the old array (*slot is then UINT64_MAX).
+ */
+static bool
+find_locked (struct cow_table *t, chunk_t c, struct entry *e,
+             uint64_t *slot)
+{
+  struct table_array *cur = atomic_load_explicit (&t->cur,
+                                                  memory_order_relaxed);
+  struct table_array *old = atomic_load_explicit (&t->old,
+                                                  memory_order_relaxed);
+
+  *slot = scan (t, cur, c, NULL, NULL, e);
+  if (*slot != UINT64_MAX)
+    return true;
+  return old && scan (t, old, c, NULL, NULL, e) != UINT64_MAX &&
+    !has_key (t, cur, e->start);
 }
 
 int
@@ -93,11 +373,10 @@ table_init (struct cow_table *t, chunk_t origin_chunks, chunk_t cow_chunks,
             uint64_t expect)
 {
   /* old_chunk + 1 <= origin_chunks must fit in the key bits; at least
-   * one, so that a shift by new_bits is always defined.
+   * one.
    */
   unsigned old_bits = bits_for (origin_chunks) ?: 1;
   unsigned need_new;
-  uint64_t slots = MIN_SLOTS;
   struct table_array *a;
 
   /* A run allocates at most one chunk per origin chunk, plus its areas;
@@ -105,25 +384,59 @@ table_init (struct cow_table *t, chunk_t origin_chunks, chunk_t cow_chunks,
    */
   need_new = bits_for (2 * (cow_chunks + origin_chunks + 2 * origin_chunks / 16
                             + 16));
-  *t = (struct cow_table) { .new_bits = 0 };
-  if (old_bits + need_new <= 64) {
-    t->new_bits = 64 - old_bits;
-    /* Values are new_chunk + 1: 0 marks a tombstone (table.h). */
+  *t = (struct cow_table) { .new_bits = 0, .step = MIGRATE_STEP };
+  if (old_bits + TABLE_RUN_BITS + need_new <= 64) {
+    t->new_bits = 64 - TABLE_RUN_BITS - old_bits;
+    /* Values are new_chunk + 1: 0 marks a tombstone. */
     t->max_new_chunk = (UINT64_C (1) << t->new_bits) - 2;
     t->max_old_chunk = (UINT64_C (1) << old_bits) - 2;
   }
   else {
-    t->max_new_chunk = UINT64_MAX - 1;
+    t->max_new_chunk = (UINT64_C (1) << WIDE_VALUE_BITS) - 2;
     t->max_old_chunk = UINT64_MAX - 1;
   }
-
-  while (slots / 4 * 3 < expect && slots < (UINT64_C (1) << 62))
-    slots *= 2;
-  a = array_new (t, slots);
+  a = array_new (t, slots_for (expect, 4, 5));
   if (a == NULL)
     return -ENOMEM;
   atomic_store_explicit (&t->cur, a, memory_order_release);
   return 0;
+}
+
+int
+table_presize_unshared (struct cow_table *t, uint64_t expect)
+{
+  struct table_array *cur = atomic_load_explicit (&t->cur,
+                                                  memory_order_relaxed);
+  uint64_t slots = slots_for (expect, 4, 5);
+  struct table_array *a;
+
+  if (t->used > 0 || t->old || slots <= cur->slots)
+    return 0;
+  a = array_new (t, slots);
+  if (a == NULL)
+    return -ENOMEM;
+  atomic_store_explicit (&t->cur, a, memory_order_release);
+  array_free (cur);
+  return 0;
+}
+
+uint64_t
+table_entries_for (const struct core_exception *v, size_t n)
+{
+  uint64_t entries = 0, len = 0;
+
+  for (size_t k = 0; k < n; k++) {
+    if (k > 0 && len < TABLE_RUN_MAX &&
+        v[k].old_chunk == v[k - 1].old_chunk + 1 &&
+        v[k].new_chunk == v[k - 1].new_chunk + 1 &&
+        (v[k].old_chunk & RUN_MASK) != 0)
+      len++;
+    else {
+      entries++;
+      len = 1;
+    }
+  }
+  return entries;
 }
 
 void
@@ -131,9 +444,10 @@ table_release_retired_unshared (struct cow_table *t)
 {
   struct table_array *a, *next;
 
+  migrate (t, UINT64_MAX);
   for (a = t->retired; a; a = next) {
     next = a->next_retired;
-    free (a);
+    array_free (a);
   }
   t->retired = NULL;
 }
@@ -142,7 +456,7 @@ void
 table_free (struct cow_table *t)
 {
   table_release_retired_unshared (t);
-  free (atomic_load (&t->cur));
+  array_free (atomic_load (&t->cur));
   t->cur = NULL;
 }
 
@@ -150,104 +464,117 @@ bool
 table_lookup (const struct cow_table *t, chunk_t old_chunk,
               chunk_t *new_chunk)
 {
-  const struct table_array *a =
-    atomic_load_explicit (&((struct cow_table *) t)->cur,
-                          memory_order_acquire);
-  uint64_t mask = a->slots - 1;
-  uint64_t key = old_chunk + 1;
-  uint64_t i, w, v;
+  struct cow_table *mt = (struct cow_table *) t;
+  struct table_array *cur = atomic_load_explicit (&mt->cur,
+                                                  memory_order_acquire);
+  struct table_array *old = atomic_load_explicit (&mt->old,
+                                                  memory_order_acquire);
+  struct entry e, o;
+  bool in_old, saw = false;
 
-  /* A tombstone of this key (value 0) does not end the walk: the key
-   * may have been inserted again further on.
-   */
-  for (i = hash (old_chunk) & mask;; i = (i + 1) & mask) {
-    if (t->new_bits) {
-      w = atomic_load_explicit (&((struct table_array *) a)->words[i],
-                                memory_order_acquire);
-      if (w == 0)
+  if (old_chunk > t->max_old_chunk)
+    return false;
+  if (old == NULL || old == cur) {
+    if (scan (t, cur, old_chunk, NULL, NULL, &e) == UINT64_MAX)
+      return false;
+  }
+  else {
+    /* The old array first: if cur does not yet hold the entry's newer
+     * self, then it did not when the old one was read either.
+     */
+    in_old = scan (t, old, old_chunk, NULL, NULL, &o) != UINT64_MAX;
+    if (scan (t, cur, old_chunk, in_old ? &o.start : NULL, &saw, &e)
+        == UINT64_MAX) {
+      if (!in_old || saw)
         return false;
-      v = w & (((uint64_t) 1 << t->new_bits) - 1);
-      if (w >> t->new_bits == key && v != 0) {
-        *new_chunk = v - 1;
-        return true;
-      }
+      e = o;
     }
-    else {
-      w = atomic_load_explicit (&((struct table_array *) a)->words[2 * i],
-                                memory_order_acquire);
-      if (w == 0)
-        return false;
-      if (w == key) {
-        v = atomic_load_explicit
-          (&((struct table_array *) a)->words[2 * i + 1],
-           memory_order_relaxed);
-        if (v != 0) {
-          *new_chunk = v - 1;
-          return true;
-        }
-      }
+  }
+  *new_chunk = e.value - 1 + (old_chunk - e.start);
+  return true;
+}
+
+/* One walk of c's group in cur for an insert: the entry a run ending
+ * at c - 1 would lengthen (*run, or UINT64_MAX), and the empty slot
+ * where a new entry for c goes (returned).
+ */
+static uint64_t
+scan_insert (const struct cow_table *t, struct table_array *a, chunk_t c,
+             uint64_t *run, struct entry *e)
+{
+  chunk_t group = c >> TABLE_RUN_BITS;
+  uint64_t i = group_base (a, c);
+  struct entry x;
+
+  *run = UINT64_MAX;
+  for (;; i = next_slot (a, i)) {
+    if (!slot_get (t, a, i, &x))
+      return i;
+    if (*run == UINT64_MAX && x.value != 0 &&
+        x.start >> TABLE_RUN_BITS == group && x.start + x.len == c) {
+      *run = i;
+      *e = x;
     }
   }
 }
 
-/* Rebuild the array without its tombstones: build the new one aside,
- * publish it, retire the old one (lookups may still be walking it).
- * Double it unless tombstones were most of the load.
- */
-static int
-grow_locked (struct cow_table *t)
+void
+table_prefetch (const struct cow_table *t, chunk_t old_chunk)
 {
-  struct table_array *old = atomic_load_explicit (&t->cur,
-                                                  memory_order_relaxed);
-  uint64_t slots = old->slots;
-  struct table_array *a;
-  uint64_t i;
+  struct table_array *a =
+    atomic_load_explicit (&((struct cow_table *) t)->cur,
+                          memory_order_relaxed);
+  uint64_t i = group_base (a, old_chunk);
 
-  if (t->count + 1 > slots / 8 * 3)
-    slots *= 2;
-  a = array_new (t, slots);
-  if (a == NULL)
-    return -ENOMEM;
-  for (i = 0; i < old->slots; i++) {
-    uint64_t w, key, value;
-    if (t->new_bits) {
-      w = atomic_load_explicit (&old->words[i], memory_order_relaxed);
-      key = w >> t->new_bits;
-      value = w & (((uint64_t) 1 << t->new_bits) - 1);
-    }
-    else {
-      key = atomic_load_explicit (&old->words[2 * i], memory_order_relaxed);
-      value = atomic_load_explicit (&old->words[2 * i + 1],
-                                    memory_order_relaxed);
-    }
-    if (key == 0 || value == 0)
-      continue;
-    array_put (t, a, key - 1, value - 1);
-  }
-  atomic_store_explicit (&t->cur, a, memory_order_release);
-  old->next_retired = t->retired;
-  t->retired = old;
-  t->removed = 0;
-  return 0;
+  __builtin_prefetch (&a->words[t->new_bits ? i : 2 * i], 1);
 }
 
 int
 table_insert_locked (struct cow_table *t, chunk_t old_chunk,
                      chunk_t new_chunk)
 {
-  struct table_array *a = atomic_load_explicit (&t->cur,
-                                                memory_order_relaxed);
+  struct table_array *cur, *old;
+  struct entry e;
+  uint64_t i, run;
   int r;
 
   if (new_chunk > t->max_new_chunk || old_chunk > t->max_old_chunk)
     return -EOVERFLOW;
-  if (t->count + t->removed + 1 > a->slots / 4 * 3) {
-    r = grow_locked (t);
-    if (r < 0)
-      return r;
-    a = atomic_load_explicit (&t->cur, memory_order_relaxed);
+  r = make_room (t, 1);
+  if (r < 0)
+    return r;
+  migrate (t, t->step);
+  cur = atomic_load_explicit (&t->cur, memory_order_relaxed);
+  old = atomic_load_explicit (&t->old, memory_order_relaxed);
+
+  /* The next chunk of a run in old and new chunk alike (a sequential
+   * writer's) lengthens the run, within its group.
+   */
+  i = scan_insert (t, cur, old_chunk, &run, &e);
+  if ((old_chunk & RUN_MASK) != 0) {
+    if (run != UINT64_MAX) {
+      if (e.value - 1 + e.len == new_chunk) {
+        e.len++;
+        slot_update (t, cur, run, &e);
+        t->count++;
+        return 0;
+      }
+    }
+    else if (old && find_locked (t, old_chunk - 1, &e, &run) &&
+             e.start + e.len == old_chunk &&
+             e.value - 1 + e.len == new_chunk) {
+      /* Only in the old array: the longer run goes into cur. */
+      e.len++;
+      array_put (t, cur, &e, false);
+      t->used++;
+      t->count++;
+      return 0;
+    }
   }
-  array_put (t, a, old_chunk, new_chunk);
+  e = (struct entry) { .start = old_chunk, .len = 1, .value = new_chunk + 1 };
+  slot_fill (t, cur, i, &e);
+  t->used++;
+  t->entries++;
   t->count++;
   return 0;
 }
@@ -255,71 +582,64 @@ table_insert_locked (struct cow_table *t, chunk_t old_chunk,
 bool
 table_remove_locked (struct cow_table *t, chunk_t old_chunk)
 {
-  struct table_array *a = atomic_load_explicit (&t->cur,
-                                                memory_order_relaxed);
-  uint64_t mask = a->slots - 1;
-  uint64_t key = old_chunk + 1;
-  uint64_t i, w;
+  struct table_array *cur;
+  struct entry e, tail;
+  uint64_t i, off;
 
   if (old_chunk > t->max_old_chunk)
     return false;
-  for (i = hash (old_chunk) & mask;; i = (i + 1) & mask) {
-    if (t->new_bits) {
-      w = atomic_load_explicit (&a->words[i], memory_order_relaxed);
-      if (w == 0)
-        return false;
-      if (w >> t->new_bits == key &&
-          (w & (((uint64_t) 1 << t->new_bits) - 1)) != 0) {
-        atomic_store_explicit (&a->words[i], key << t->new_bits,
-                               memory_order_release);
-        break;
-      }
-    }
-    else {
-      w = atomic_load_explicit (&a->words[2 * i], memory_order_relaxed);
-      if (w == 0)
-        return false;
-      if (w == key &&
-          atomic_load_explicit (&a->words[2 * i + 1],
-                                memory_order_relaxed) != 0) {
-        atomic_store_explicit (&a->words[2 * i + 1], 0,
-                               memory_order_release);
-        break;
-      }
-    }
+  /* A moved entry and a tail may take two slots.  Without memory for a
+   * bigger array the current one goes past its load instead; its last
+   * fifth is room for that.
+   */
+  make_room (t, 2);
+  migrate (t, t->step);
+  cur = atomic_load_explicit (&t->cur, memory_order_relaxed);
+  if (!find_locked (t, old_chunk, &e, &i))
+    return false;
+  assert (t->used + 2 < cur->slots);
+  if (i == UINT64_MAX) {
+    /* Only in the old array: changes are made to a copy in cur. */
+    i = array_put (t, cur, &e, false);
+    t->used++;
   }
+  off = old_chunk - e.start;
+  if (off + 1 < e.len) {
+    /* The chunks after it, under their own entry before the old entry
+     * stops covering them.
+     */
+    tail = (struct entry) {
+      .start = old_chunk + 1, .len = e.len - off - 1,
+      .value = e.value + off + 1,
+    };
+    array_put (t, cur, &tail, false);
+    t->used++;
+    t->entries++;
+  }
+  if (off == 0) {
+    e.value = 0;                /* a tombstone */
+    t->entries--;
+    t->removed++;
+  }
+  else
+    e.len = off;
+  slot_update (t, cur, i, &e);
   t->count--;
-  t->removed++;
   return true;
 }
 
 uint64_t
 table_max_probe (const struct cow_table *t)
 {
-  const struct table_array *a =
-    atomic_load_explicit (&((struct cow_table *) t)->cur,
-                          memory_order_relaxed);
-  uint64_t mask = a->slots - 1, max = 0, i, key, len;
+  struct table_array *a = atomic_load_explicit (&((struct cow_table *) t)->cur,
+                                                memory_order_relaxed);
+  uint64_t max = 0, i, len;
+  struct entry e;
 
   for (i = 0; i < a->slots; i++) {
-    uint64_t value;
-
-    if (t->new_bits) {
-      uint64_t w = atomic_load_explicit (&((struct table_array *) a)->words[i],
-                                         memory_order_relaxed);
-      key = w >> t->new_bits;
-      value = w & (((uint64_t) 1 << t->new_bits) - 1);
-    }
-    else {
-      key = atomic_load_explicit (&((struct table_array *) a)->words[2 * i],
-                                  memory_order_relaxed);
-      value = atomic_load_explicit
-        (&((struct table_array *) a)->words[2 * i + 1], memory_order_relaxed);
-    }
-    if (key == 0 || value == 0)
+    if (!slot_get (t, a, i, &e) || e.value == 0)
       continue;
-    /* Slots looked at by a lookup of this key, from its home slot. */
-    len = ((i - hash (key - 1)) & mask) + 1;
+    len = (i + a->slots - home_of (a, e.start)) % a->slots + 1;
     if (len > max)
       max = len;
   }
@@ -329,12 +649,15 @@ table_max_probe (const struct cow_table *t)
 uint64_t
 table_memory (const struct cow_table *t)
 {
+  struct cow_table *mt = (struct cow_table *) t;
   const struct table_array *a;
   uint64_t per = t->new_bits ? 8 : 16, bytes;
 
-  a = atomic_load_explicit (&((struct cow_table *) t)->cur,
-                            memory_order_relaxed);
+  a = atomic_load_explicit (&mt->cur, memory_order_relaxed);
   bytes = sizeof *a + a->slots * per;
+  a = atomic_load_explicit (&mt->old, memory_order_relaxed);
+  if (a)
+    bytes += sizeof *a + a->slots * per;
   for (a = t->retired; a; a = a->next_retired)
     bytes += sizeof *a + a->slots * per;
   return bytes;

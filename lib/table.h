@@ -1,16 +1,36 @@
 /* table.h: the exception table, old_chunk -> new_chunk.
  *
- * Open addressing with linear probing.  Lookups take no lock: a slot is
- * published with one release store and never changes afterwards, and a
- * grown array replaces the old one with one release store.  Inserts are
- * serialised by the caller (the store's s->lock).
+ * An entry maps a run: RUN_MAX or fewer old chunks from old_start, all
+ * in one group (the old chunks that agree above their low RUN_BITS
+ * bits), to as many consecutive new chunks from new_start.  A
+ * sequential writer's records, consecutive in old and new chunk alike,
+ * so take one entry per RUN_MAX records (the kernel compresses them
+ * too); random ones take one each.
  *
- * Removal (a merge folding records back into the origin) leaves a
+ * Open addressing with linear probing, over an array of any size (not
+ * a power of two, so that a table sized from the store fits it
+ * closely).  An entry's home slot is its group's base slot plus the
+ * offset of old_start in the group: a lookup of chunk c walks from the
+ * base of c's group, past c's own home slot, to the first empty slot.
+ *
+ * Lookups take no lock.  A slot is published with one release store; an
+ * entry's key (old_start) never changes while it is in an array, and
+ * its length and new_start change together in one atomic store (one
+ * word).  Growing or shrinking a run at its end is one such store.
+ * Removing a chunk from the start or middle of a run first adds an
+ * entry for the chunks after it, then shrinks or kills the old entry,
+ * so no lookup misses a chunk still mapped.  A removed entry is a
  * tombstone: the key stays and its value becomes 0, which no entry
- * has, since values are stored as new_chunk + 1.  A lookup walks past
- * it as past any other key, so lock-free readers never miss an entry
- * behind it; moving entries back instead would open that window.
- * Tombstones are dropped when the array is next rebuilt.
+ * has (values are stored as new_start + 1); lookups walk past it.
+ *
+ * Growing: when live entries and tombstones pass 4/5 of the slots, a
+ * new array (2/5 full of the live entries) becomes the current one and
+ * the old one is migrated into it a few slots per insert or removal,
+ * so no writer waits for a whole rehash.  Meanwhile a lookup walks both:
+ * the current array first; an entry of the old array counts unless the
+ * current one holds an entry (live or a tombstone) with its key, which
+ * is then its newer self.  Inserts and removals are serialised by the
+ * caller (the store's s->lock).
  */
 #ifndef SNAPCOW_TABLE_H
 #define SNAPCOW_TABLE_H
@@ -19,20 +39,39 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "format.h"
 #include "snapcow.h"
+
+/* A run entry covers at most RUN_MAX old chunks of one group. */
+#define TABLE_RUN_BITS 3
+#define TABLE_RUN_MAX (1u << TABLE_RUN_BITS)
 
 struct table_array;
 
 struct cow_table {
   struct table_array *_Atomic cur;
+  /* Being migrated into cur, or NULL.  Set before cur when a migration
+   * starts, cleared when it ends: a lookup reads cur, then old.
+   */
+  struct table_array *_Atomic old;
+  uint64_t migrated;            /* slots of old already migrated */
+  uint64_t step;                /* old slots migrated per insert or
+                                 * removal */
   struct table_array *retired;  /* replaced arrays; a lookup may still be
                                  * reading one, so they live until
-                                 * table_free */
-  uint64_t count;               /* entries */
+                                 * table_free or
+                                 * table_release_retired_unshared */
+  uint64_t count;               /* old chunks mapped */
+  uint64_t entries;             /* live entries (runs), over both arrays */
+  uint64_t used;                /* slots of cur holding an entry or a
+                                 * tombstone */
   uint64_t removed;             /* tombstones in cur */
-  /* Packed mode (new_bits > 0): a slot is one 64-bit word, old_chunk + 1
-   * above new_bits and new_chunk + 1 below, 8 bytes per slot.  Wide mode
-   * (new_bits == 0), for geometries too big to pack: two words per slot.
+  /* Packed mode (new_bits > 0): a slot is one 64-bit word, old_start + 1
+   * in the high bits, then the run length - 1 in TABLE_RUN_BITS bits,
+   * then new_start + 1 in new_bits: 8 bytes per slot.  Wide mode
+   * (new_bits == 0), for geometries too big to pack: a key word
+   * (old_start + 1) and a value word (length - 1 in the top
+   * TABLE_RUN_BITS bits, new_start + 1 below).
    */
   unsigned new_bits;
   chunk_t max_new_chunk;        /* largest storable new_chunk */
@@ -48,8 +87,36 @@ extern int table_init (struct cow_table *t, chunk_t origin_chunks,
                        chunk_t cow_chunks, uint64_t expect);
 extern void table_free (struct cow_table *t);
 
+/* Make an empty table's array hold `expect` entries without growing
+ * (a loader that knows how many records are coming).  Only while no
+ * lookup can run.  0 or -ENOMEM (the table is then as it was).
+ */
+extern int table_presize_unshared (struct cow_table *t, uint64_t expect);
+
+/* presize.c: table_presize_unshared for the records of the store on
+ * io (chunk_bytes, E records an area, dev_chunks chunks), estimated from
+ * a few of its areas; buf holds one chunk (its contents are lost).
+ * Failures only leave the table as it was.
+ */
+struct cow_io;
+extern void table_presize_from_areas (struct cow_table *t, struct cow_io *io,
+                                      uint64_t chunk_bytes, uint32_t E,
+                                      chunk_t dev_chunks, uint8_t *buf);
+
+/* The entries records v[0..n) take when inserted in that order into
+ * an empty table: a loader's sizing estimate from a sample.
+ */
+extern uint64_t table_entries_for (const struct core_exception *v,
+                                   size_t n);
+
 extern bool table_lookup (const struct cow_table *t, chunk_t old_chunk,
                           chunk_t *new_chunk);
+
+/* Start fetching the slots a lookup or insert of old_chunk walks first,
+ * for a loader that knows its next keys: a big table's walks are cache
+ * misses, and these then overlap.
+ */
+extern void table_prefetch (const struct cow_table *t, chunk_t old_chunk);
 
 /* Add a mapping for an old_chunk not yet in the table.  -ENOMEM, or
  * -EOVERFLOW if new_chunk is above max_new_chunk or old_chunk above
@@ -59,20 +126,26 @@ extern int table_insert_locked (struct cow_table *t, chunk_t old_chunk,
                                 chunk_t new_chunk);
 
 /* Remove old_chunk's mapping; false if it had none.  Lookups racing
- * the removal see either the mapping or nothing.  Caller serialises
- * with inserts.
+ * the removal see either the mapping or nothing, and never miss
+ * another chunk.  Caller serialises with inserts.  Removing a chunk
+ * from the middle of a run adds an entry: if memory for it runs out,
+ * the removal still happens (the table is then allowed past its usual
+ * load).
  */
 extern bool table_remove_locked (struct cow_table *t, chunk_t old_chunk);
 
-/* Free the retired arrays.  Only while no lookup can run (loading). */
+/* Finish any migration and free the retired arrays.  Only while no
+ * lookup can run (loading).
+ */
 extern void table_release_retired_unshared (struct cow_table *t);
 
-/* For tests: the most slots a lookup of a present key looks at (1 for a
- * key in its home slot).  Walks the whole array; caller serialises.
+/* For tests: the longest displacement of an entry, in slots from its
+ * home slot to its own, plus one (1 for an entry in its home slot).
+ * Walks the whole current array; caller serialises.
  */
 extern uint64_t table_max_probe (const struct cow_table *t);
 
-/* Bytes of memory held, retired arrays included. */
+/* Bytes of memory held, old and retired arrays included. */
 extern uint64_t table_memory (const struct cow_table *t);
 
 #endif /* SNAPCOW_TABLE_H */
