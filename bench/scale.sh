@@ -6,8 +6,9 @@
 #
 # For each store (made by make-big-store, 4K chunks, sparse):
 #   open     cow_store_open as the server calls it, timed by scale-open
-#            (the median of 3 runs, page cache warm), and the memory the
-#            process holds after it, per record; peak is the most it
+#            (the median of 3 runs, page cache warm: wall time, and CPU
+#            time, which a busy machine disturbs less), and the memory
+#            the process holds after it, per record; peak is the most it
 #            held during the open.
 #   info     `snapcow info STORE`, wall time and maximum resident set
 #   check    `snapcow check --origin=ORIGIN STORE`, the same
@@ -67,20 +68,20 @@ info_base=$m_bytes
 measure "$snapcow" check --origin="$dir/o" "$dir/s"
 check_base=$m_bytes
 
-printf '| records | old chunks | open (s) | held (B/record) | peak (B/record) | info (s) | info (B/record) | check (s) | check (B/record) |\n'
-printf '|---:|---|---:|---:|---:|---:|---:|---:|---:|\n'
+printf '| records | old chunks | open (s) | open CPU (s) | held (B/record) | peak (B/record) | info (s) | info (B/record) | check (s) | check (B/record) |\n'
+printf '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 for n in $sizes; do
   for kind in random consecutive; do
     "$make_store" --"$kind" --run="$run" "$n" "$dir/s" "$dir/o" > /dev/null
-    times=()
+    times=() cpus=()
     for i in 1 2 3; do
       line=$("$open_store" "$dir/s" "$dir/o")
-      eval "${line// /; }"      # records= open_s= held_bytes= peak_bytes=
+      eval "${line// /; }"  # records= open_s= cpu_s= held_bytes= peak_bytes=
       if [ "$records" != "$n" ]; then
         echo "$0: scale-open loaded $records records, not $n" >&2
         exit 1
       fi
-      times+=("$open_s")
+      times+=("$open_s") cpus+=("$cpu_s")
     done
     measure "$snapcow" info "$dir/s"
     info_s=$m_secs info_rss=$m_bytes
@@ -88,8 +89,8 @@ for n in $sizes; do
     check_s=$m_secs check_rss=$m_bytes
     label=$kind
     [ "$kind" = consecutive ] && label="runs of $run"
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
-           "$n" "$label" "$(median3 "${times[@]}")" \
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+           "$n" "$label" "$(median3 "${times[@]}")" "$(median3 "${cpus[@]}")" \
            "$(per_record "$held_bytes" "$n")" \
            "$(per_record "$peak_bytes" "$n")" \
            "$info_s" "$(per_record $((info_rss - info_base)) "$n")" \
