@@ -61,7 +61,6 @@
 
 #include "store-internal.h"
 
-
 struct cow_merge {
   struct cow_store *s;
   /* The prepare cursor: `area` as the disk will hold it after the next
@@ -78,7 +77,7 @@ struct cow_merge {
   uint8_t *copy_buf;            /* copy_bytes */
   size_t copy_bytes;
   struct cow_merge_totals totals;
-  bool finished;                /* the data chunks are released */
+  bool finished;                /* no record left, stale areas cleared */
 };
 
 /* Become the owner of the area state (store-internal.h: the thread
@@ -359,7 +358,10 @@ cow_merge_commit (struct cow_merge *m)
 }
 
 /* Zero every area after area 0 that is not zero: one read each, a
- * write only for a stale one.
+ * write only for a stale one.  XXX Every area of the device is read
+ * (one chunk per E data chunks, about 0.4% of a store at 4K chunks):
+ * a stale area can lie above the last one in use, left by an earlier
+ * interrupted merge, and nothing on disk bounds how far up.
  */
 static int
 zero_stray_areas (struct cow_store *s, uint64_t size)
