@@ -83,6 +83,12 @@ cow_merging_open (struct cow_store *s, const struct cow_merging_params *p,
   if (!s->valid)
     return store_error (s, EINVAL, "the store is invalidated: there is no "
                         "snapshot to merge");
+  /* Opened read-only, a new store would be initialised by the first
+   * write: a merge would make a store only to empty it.
+   */
+  if (s->unformatted)
+    return store_error (s, EINVAL, "the store is new (magic 0): there is "
+                        "no snapshot to merge");
   mg = calloc (1, sizeof *mg);
   if (mg == NULL)
     return store_error (s, ENOMEM, "out of memory");
@@ -180,13 +186,13 @@ cow_merging_step (struct cow_merging *mg)
   case COW_MERGING_FAILED:
     return mg->error;
   case COW_MERGING_WAITING:
-    r = cow_merge_begin (s, &mg->m);
-    if (r < 0) {
-      mg->state = COW_MERGING_RUNNING;
-      return fail (mg, r);
-    }
     mg->state = COW_MERGING_RUNNING;
     break;
+  }
+  if (mg->m == NULL) {
+    r = cow_merge_begin (s, &mg->m);
+    if (r < 0)
+      return fail (mg, r);
   }
 
   /* Prepare the step's runs; their records are still in the table, so
@@ -263,9 +269,18 @@ cow_merging_start (struct cow_merging *mg)
   if (mg->started)
     return 0;
   mg->running = true;
+  /* Running from now on, as the description says, though the thread
+   * has not taken its first step yet.
+   */
+  {
+    int expected = COW_MERGING_WAITING;
+    atomic_compare_exchange_strong (&mg->state, &expected,
+                                    COW_MERGING_RUNNING);
+  }
   err = pthread_create (&mg->thread, NULL, merge_thread, mg);
   if (err) {
     mg->running = false;
+    mg->state = COW_MERGING_WAITING;
     return store_error (mg->s, err, "cannot start the merge thread: %s",
                         cow_strerror (err));
   }

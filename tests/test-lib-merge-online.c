@@ -19,6 +19,8 @@
  *   copying must wait until the step is committed, and then lands: the
  *   chunk reads the written bytes, and so does the origin at the end.
  *   A write to the store in between would be lost by the commit.
+ * - a new store (magic 0) is refused, and a read-only one serves the
+ *   view without merging.
  * - block status and prefetch every few steps and at the end, zeroes written in chunks
  *   with records and without: a hole is reported only where the view
  *   reads zeroes (a wrapper reports zero sectors as holes).
@@ -290,6 +292,11 @@ START_TEST (test_concurrent)
                                         &k[i]), 0);
     }
     ck_assert_int_eq (cow_merging_start (w.mg), 0);
+    /* Running as soon as started, whether or not its thread has
+     * taken a step yet.
+     */
+    cow_merging_get_status (w.mg, &st);
+    ck_assert_int_ne (st.state, COW_MERGING_WAITING);
     ck_assert_int_eq (cow_merging_wait (w.mg), 0);
     stop = true;
     for (unsigned i = 0; i < WRITERS + READERS; i++) {
@@ -591,6 +598,36 @@ START_TEST (test_readonly)
 }
 END_TEST
 
+/* A new store (magic 0), opened read-only as a server opens it: a
+ * merge would initialise it only to empty it.  Refused, nothing
+ * written.
+ */
+START_TEST (test_new_store)
+{
+  struct msgs m;
+  struct cow_store_params p = params_for (&m, CS);
+  struct cow_io *origin = origin_new (SIZE, ORIGIN_SEED);
+  struct cow_io *cow = cow_io_mem_new (NULL, 0, true);
+  struct cow_store *s;
+  struct cow_merging *mg;
+  size_t size;
+
+  msgs_init (&m);
+  p.readonly = true;
+  ck_assert_int_eq (cow_store_open (cow, origin, &p, &s), 0);
+  ck_assert_int_eq (cow_merging_open (s, NULL, &mg), -EINVAL);
+  ck_assert_ptr_null (mg);
+  ck_assert_msg (strstr (m.last_error, "the store is new (magic 0): there "
+                         "is no snapshot to merge") != NULL,
+                 "%s", m.last_error);
+  ck_assert_int_eq (cow_store_close (s), 0);
+  cow_io_mem_data (cow, &size);
+  ck_assert_uint_eq (size, 0);
+  cow_io_close (origin);
+  cow_io_close (cow);
+}
+END_TEST
+
 /* Block status: a wrapper that reports sectors of zeroes as holes, so
  * that a wrong answer (data shown as a hole) can be seen.
  */
@@ -764,6 +801,7 @@ merge_online_suite (void)
   tcase_add_test (tc, test_being_merged);
   tcase_add_test (tc, test_power_loss);
   tcase_add_test (tc, test_readonly);
+  tcase_add_test (tc, test_new_store);
   tcase_add_test (tc, test_extents_cache);
   suite_add_tcase (s, tc);
   return s;

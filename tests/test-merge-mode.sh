@@ -3,8 +3,8 @@
 # snapshot-merge).  A store is made by snapshot mode (4K chunks, random
 # writes and the origin's last partial chunk); its view is the model.
 # - refusals at start-up, one line each: no store, merge-step= or
-#   overflow=invalidate where they do not apply, an NBD URI origin,
-#   and a server in origin mode on the origin a merge holds;
+#   overflow=invalidate where they do not apply, an NBD URI origin, a
+#   new (empty) store, and a server in origin mode on the origin a merge holds;
 # - with -r the view is served, nothing is merged, no file changes, and
 #   the description says the merge has not started;
 # - served writable with small steps (merge-step=4K), a client reads
@@ -114,6 +114,10 @@ refused "mode=merge: the origin nbd+unix:///?socket=$d/x is an NBD URI" \
         "nbd+unix:///?socket=$d/x" cow=$d/cow mode=merge
 refused "mode=merged: must be 'snapshot', 'origin' or 'merge'" \
         $d/origin cow=$d/cow mode=merged
+: > $d/empty.cow
+refused "$d/empty.cow: the store is new (magic 0): there is no snapshot to merge" \
+        $d/origin cow=$d/empty.cow mode=merge
+test ! -s $d/empty.cow
 test ! -e $d/cow
 make_store $d/origin $d/cow 1 500
 cmp -s $d/origin $d/origin0     # snapshot mode leaves the origin alone
