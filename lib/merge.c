@@ -358,7 +358,7 @@ cow_merge_commit (struct cow_merge *m)
 }
 
 /* Zero every area after area 0 that is not zero: one read each, a
- * write only for a stale one.  XXX Every area of the device is read
+ * write only for a stale one.  The cost: every area of the device is read
  * (one chunk per E data chunks, about 0.4% of a store at 4K chunks):
  * a stale area can lie above the last one in use, left by an earlier
  * interrupted merge, and nothing on disk bounds how far up.
