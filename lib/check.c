@@ -142,8 +142,8 @@ check_strays (struct checker *c, uint8_t *buf, uint64_t current_area)
     problem (c, COW_PROBLEM_WARNING, "%" PRIu64 " data chunk(s) past the "
              "next free chunk %" PRIu64 " hold data (the first is chunk %"
              PRIu64 "), left by writes that were never committed or by "
-             "records merged into the origin; the kernel ignores them", bad_chunks, c->sum->next_free,
-             first_bad);
+             "records merged into the origin; the kernel ignores them",
+             bad_chunks, c->sum->next_free, first_bad);
   return 0;
 }
 
