@@ -12,6 +12,10 @@
  * a time, as it grows the file, because one fallocate per chunk made
  * small copies a quarter slower; when the filesystem has no room for
  * that many, it asks for just what the chunk needs.
+ *
+ * A write over several new chunks takes them all at once
+ * (store_allocate_chunks): one trip through the lock, one grow and one
+ * reservation for the lot.
  */
 #include <config.h>
 
@@ -92,8 +96,9 @@ reserve_for (struct cow_store *s, chunk_t c, chunk_t need)
   return 0;
 }
 
-/* Give chunk c back after a failed allocation, if nobody allocated
- * after it (else it stays unused: a hole, as after a crash).
+/* Give chunks c up to next back after a failed allocation, if nobody
+ * allocated after them (else they stay unused: a hole, as after a
+ * crash).
  */
 static void
 give_back (struct cow_store *s, chunk_t c, chunk_t next)
@@ -104,10 +109,11 @@ give_back (struct cow_store *s, chunk_t c, chunk_t next)
 }
 
 int
-cow_store_allocate (struct cow_store *s, chunk_t *new_chunk)
+store_allocate_chunks (struct cow_store *s, size_t n, chunk_t *chunks)
 {
   uint32_t E = s->exceptions_per_area;
-  chunk_t c, next, need;
+  chunk_t first, next, need = 0;
+  size_t got = 0;
   bool room = false;
   int r = 0;
 
@@ -119,20 +125,28 @@ cow_store_allocate (struct cow_store *s, chunk_t *new_chunk)
       return store_failed_error (s, false);
     if (!s->valid)
       return store_error (s, EIO, "the store is invalidated");
-    c = s->next_free;
-    next = cow_skip_metadata (E, c + 1);
-    /* When next_free steps over an area, that area must exist on the
-     * device too: the batch that fills the area before it zeroes it
-     * (cow-format.md: the kernel then holds E-1 records, not E).
-     */
-    need = next > c + 1 ? c + 2 : c + 1;
-    if (need <= s->max_chunks) {
+    first = next = s->next_free;
+    while (got < n) {
+      chunk_t c = next, after = cow_skip_metadata (E, c + 1);
+      /* When next_free steps over an area, that area must exist on
+       * the device too: the batch that fills the area before it zeroes
+       * it (cow-format.md: the kernel then holds E-1 records, not E).
+       */
+      chunk_t c_need = after > c + 1 ? c + 2 : c + 1;
+
+      if (c_need > s->max_chunks)
+        break;
+      chunks[got++] = c;
+      next = after;
+      need = c_need;
+    }
+    if (got > 0) {
       s->next_free = next;
       room = need <= s->dev_chunks;
     }
   }
 
-  if (need > s->max_chunks) {
+  if (got == 0) {
     if (!s->invalidate_on_overflow)
       return store_full_error (s, "the COW store is full (%" PRIu64
                                " chunks of %" PRIu64 " bytes)",
@@ -149,14 +163,21 @@ cow_store_allocate (struct cow_store *s, chunk_t *new_chunk)
 
   if (!room)
     r = store_grow_for (s, need);
-  /* The chunk, and the area it steps over. */
+  /* The chunks, and the areas they step over. */
   if (r == 0 && s->cow->ops->reserve)
-    r = reserve_for (s, c, need);
+    r = reserve_for (s, first, need);
   if (r < 0) {
-    give_back (s, c, next);
+    give_back (s, first, next);
     return r;
   }
   store_not_full (s);
-  *new_chunk = c;
-  return 0;
+  return got;
+}
+
+int
+cow_store_allocate (struct cow_store *s, chunk_t *new_chunk)
+{
+  int r = store_allocate_chunks (s, 1, new_chunk);
+
+  return r < 0 ? r : 0;
 }

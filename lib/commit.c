@@ -183,6 +183,50 @@ cow_store_add_exception (struct cow_store *s, chunk_t old_chunk,
   return 0;
 }
 
+/* The records of a write over several new chunks (snapshot.c), under
+ * one lock.  On an error, the records added before it stay.
+ */
+int
+store_add_exceptions (struct cow_store *s, const chunk_t *old,
+                      const chunk_t *new_chunks, size_t n)
+{
+  bool kick;
+  int r;
+
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+    struct pending *p = &s->pending;
+
+    if (s->failed)
+      return store_failed_error (s, false);
+    if (p->cap - p->len < n) {
+      size_t cap = p->cap ? 2 * p->cap : 256;
+      struct core_exception *v;
+
+      while (cap - p->len < n)
+        cap *= 2;
+      v = realloc (p->v, cap * sizeof *v);
+      if (v == NULL)
+        return store_error (s, ENOMEM, "out of memory");
+      p->v = v;
+      p->cap = cap;
+    }
+    for (size_t k = 0; k < n; k++) {
+      r = table_insert_locked (&s->table, old[k], new_chunks[k]);
+      if (r < 0)
+        return store_error (s, -r, "cannot add the exception for chunk %"
+                            PRIu64 ": %s", old[k], cow_strerror (-r));
+      p->v[p->len++] = (struct core_exception) { old[k], new_chunks[k] };
+      s->records++;
+    }
+    kick = want_background_locked (s);
+  }
+  store_note_write (s);
+  if (kick)
+    kick_background (s);
+  return 0;
+}
+
 /* A pwrite in a commit failed: ENOSPC is reported once per spell of a
  * full filesystem, the rest as errors.
  */

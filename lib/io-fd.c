@@ -6,7 +6,8 @@
  * size and zeroes ranges with BLKZEROOUT, or with written zeroes where
  * that fails.  sync is fdatasync, which also makes a grown file's new
  * size durable.  cache is readahead
- * (posix_fadvise WILLNEED).
+ * (posix_fadvise WILLNEED).  pwritev writes a chunk made of pieces in
+ * one call; clone_from shares another file's blocks (FICLONERANGE).
  *
  * probe asks libblkid, util-linux's signature probe (the one wipefs and
  * mkfs use), whether the device holds a filesystem, partition table or
@@ -16,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +75,68 @@ fd_pwrite (struct cow_io *io, const void *buf, size_t count, uint64_t offset)
     count -= r;
     offset += r;
   }
+  return 0;
+}
+
+/* pwritev(2), whole: after a short write (a signal, a filesystem that
+ * ran out of room half-way) the rest goes out piece by piece, which
+ * then either completes or returns the error.  At most IOV_MAX buffers
+ * per call.
+ */
+static int
+fd_pwritev (struct cow_io *io, const struct iovec *iov, int iovcnt,
+            uint64_t offset)
+{
+  while (iovcnt > 0) {
+    int n = iovcnt < IOV_MAX ? iovcnt : IOV_MAX;
+    ssize_t r = pwritev (FD (io)->fd, iov, n, offset);
+    size_t done;
+
+    if (r == -1) {
+      if (errno == EINTR)
+        continue;
+      return -errno;
+    }
+    done = r;
+    for (; n > 0 && done >= iov->iov_len; n--, iovcnt--, iov++) {
+      done -= iov->iov_len;
+      offset += iov->iov_len;
+    }
+    if (n > 0) {
+      /* Short: finish this call's buffers with plain writes. */
+      for (; n > 0; n--, iovcnt--, iov++) {
+        int e = fd_pwrite (io, (const char *) iov->iov_base + done,
+                           iov->iov_len - done, offset + done);
+        if (e < 0)
+          return e;
+        offset += iov->iov_len;
+        done = 0;
+      }
+    }
+  }
+  return 0;
+}
+
+/* Share the origin's blocks (a reflink): both must be files of this
+ * backend on one filesystem that can (XFS with reflink, btrfs); the
+ * filesystem says EXDEV, EOPNOTSUPP or EINVAL where not.
+ */
+static int
+fd_clone_from (struct cow_io *io, uint64_t offset, struct cow_io *src,
+               uint64_t src_offset, uint64_t count)
+{
+  struct file_clone_range range = {
+    .src_offset = src_offset,
+    .src_length = count,
+    .dest_offset = offset,
+  };
+
+  if (src->ops != io->ops || FD (io)->is_block || FD (src)->is_block ||
+      count == 0)               /* 0 would mean "to the end of src" */
+    return -EOPNOTSUPP;
+  range.src_fd = FD (src)->fd;
+  if (ioctl (FD (io)->fd, FICLONERANGE, &range) == -1)
+    return -errno;
   return 0;
 }
 
@@ -311,6 +375,7 @@ static const struct cow_io_ops fd_ops = {
   .name = "fd",
   .pread = fd_pread,
   .pwrite = fd_pwrite,
+  .pwritev = fd_pwritev,
   .sync = fd_sync,
   .get_size = fd_get_size,
   .grow = fd_grow,
@@ -319,6 +384,7 @@ static const struct cow_io_ops fd_ops = {
   .reserve = fd_reserve,
   .probe = fd_probe,
   .block_size = fd_block_size,
+  .clone_from = fd_clone_from,
   .cache = fd_cache,
   .close = fd_close,
 };

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 struct cow_io;
 
@@ -23,6 +24,14 @@ struct cow_io_ops {
   int (*pread) (struct cow_io *io, void *buf, size_t count, uint64_t offset);
   int (*pwrite) (struct cow_io *io, const void *buf, size_t count,
                  uint64_t offset);
+  /* Write the iovcnt buffers of iov one after the other from offset,
+   * whole or fail, as pwrite: a chunk made of pieces (the origin's
+   * head, the client's bytes, the origin's tail) goes out in one call
+   * without being gathered into one buffer first.  May be NULL: the
+   * store gathers the pieces and calls pwrite.
+   */
+  int (*pwritev) (struct cow_io *io, const struct iovec *iov, int iovcnt,
+                  uint64_t offset);
   /* Everything written before the call is on stable storage after it. */
   int (*sync) (struct cow_io *io);
   int (*get_size) (struct cow_io *io, uint64_t *size);
@@ -58,6 +67,17 @@ struct cow_io_ops {
    * takes (BLKSSZGET).  May be NULL: 512 (files, memory).
    */
   int (*block_size) (struct cow_io *io, uint32_t *bytes);
+  /* Make count bytes at offset read as src's bytes at src_offset do,
+   * by sharing src's blocks (a reflink, FICLONERANGE) rather than
+   * copying them.  The three are multiples of the chunk size, and the
+   * range lies within both.  -EOPNOTSUPP where src is not a backend
+   * this one can share blocks with (an NBD origin); otherwise the
+   * errno of the filesystem (EXDEV, EOPNOTSUPP, EINVAL where it cannot
+   * share blocks at all or at this alignment).  On any error the
+   * caller copies the data instead.  May be NULL: never clones.
+   */
+  int (*clone_from) (struct cow_io *io, uint64_t offset, struct cow_io *src,
+                     uint64_t src_offset, uint64_t count);
   /* Prefetch; may be NULL. */
   int (*cache) (struct cow_io *io, uint64_t offset, uint64_t count);
   void (*close) (struct cow_io *io);

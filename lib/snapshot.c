@@ -13,6 +13,11 @@
  * through it, so nothing is lost and no chunk is allocated twice.  The
  * exception becomes visible only after the chunk's data is written, so
  * a reader sees the origin or the full copy, never a half-made chunk.
+ * A write over several new chunks copies them together (copy_run):
+ * their locks as a set, one allocation, one write per run contiguous
+ * in the store, the records together.  A copy reads from the origin
+ * only the bytes the client does not supply, and none where the
+ * origin is a hole or the store can share the origin's blocks.
  *
  * Zero and trim differ as in the kernel's discard_zeroes_cow: a zeroed
  * range reads as zeroes afterwards (the NBD protocol promises it), so a
@@ -263,55 +268,296 @@ write_through (struct cow_store *s, const struct piece *pc, chunk_t nc,
   return write_cow (s, s->zero_chunk, pc->n, at);
 }
 
-/* Give origin chunk pc.chunk an exception whose chunk holds the origin's
- * data with pc's bytes replaced by buf (FILL_DATA) or by zeroes
- * (FILL_ZERO), or, if another writer got there first, write through
- * its exception.  Takes the chunk lock.  Returns 1 if it added an
- * exception, 0 if it wrote through one.
+/* Write the buffers of iov (iovcnt of them, at most COPY_IOV) at `at`
+ * in the COW device: one vectored write, or, on a backend without
+ * pwritev, one gathered into a buffer.
  */
 static int
-copy_on_write (struct cow_store *s, const struct piece *pc, const void *buf,
-               enum fill fill)
+write_cowv (struct cow_store *s, const struct iovec *iov, int iovcnt,
+            uint64_t at)
 {
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (chunk_lock_for (&s->chunk_locks, pc->chunk));
-  uint64_t valid = chunk_valid_bytes (s, pc->chunk);
-  bool whole = pc->in == 0 && pc->n == valid;
-  chunk_t nc;
+  CLEANUP_FREE char *tmp = NULL;
+  uint64_t n = 0;
   int r;
 
-  if (cow_store_lookup (s, pc->chunk, &nc))
-    return write_through (s, pc, nc, buf, fill);
-
-  r = cow_store_allocate (s, &nc);
-  if (r < 0)
-    return r;
-  if (whole) {
-    /* The client supplies every byte: no need to read the origin.  A
-     * chunk past the old next_free may hold stray data from before a
-     * crash, so a zeroed chunk is zeroed for real.
-     */
-    r = fill == FILL_ZERO ? zero_cow (s, valid, chunk_offset (s, nc))
-      : write_cow (s, buf, valid, chunk_offset (s, nc));
-  }
-  else {
-    CLEANUP_FREE char *tmp = malloc (valid);
-
-    if (tmp == NULL)
-      return store_error (s, ENOMEM, "out of memory");
-    r = cow_io_pread (s->origin, tmp, valid, chunk_offset (s, pc->chunk));
+  if (iovcnt == 1)
+    return write_cow (s, iov[0].iov_base, iov[0].iov_len, at);
+  if (s->cow->ops->pwritev) {
+    r = s->cow->ops->pwritev (s->cow, iov, iovcnt, at);
+    if (r == -ENOSPC)
+      return store_full_error (s, "cannot write the COW store at offset %"
+                               PRIu64 ": %s", at, cow_strerror (-r));
     if (r < 0)
-      return io_failed (s, r, "cannot read", s->origin,
-                        chunk_offset (s, pc->chunk));
-    if (fill == FILL_ZERO)
-      memset (tmp + pc->in, 0, pc->n);
-    else
-      memcpy (tmp + pc->in, buf, pc->n);
-    r = write_cow (s, tmp, valid, chunk_offset (s, nc));
+      return io_failed (s, r, "cannot write", s->cow, at);
+    store_note_write (s);
+    return 0;
+  }
+  for (int i = 0; i < iovcnt; i++)
+    n += iov[i].iov_len;
+  tmp = malloc (n);
+  if (tmp == NULL)
+    return store_error (s, ENOMEM, "out of memory");
+  n = 0;
+  for (int i = 0; i < iovcnt; i++) {
+    memcpy (tmp + n, iov[i].iov_base, iov[i].iov_len);
+    n += iov[i].iov_len;
+  }
+  return write_cow (s, tmp, n, at);
+}
+
+static bool origin_is_hole (struct cow_store *s, uint64_t offset,
+                            uint64_t count);
+
+/* Share the origin's blocks of chunk c with new chunk nc (a reflink),
+ * so that the copy moves no data.  Only whole chunks: the end of a
+ * last partial chunk is not aligned to the filesystem's block.  Where
+ * the backends cannot share blocks at all, say so once and stop
+ * trying; any other error just means this chunk is copied.
+ */
+static bool
+clone_chunk (struct cow_store *s, chunk_t c, chunk_t nc)
+{
+  int r;
+
+  if (s->cow->ops->clone_from == NULL ||
+      atomic_load_explicit (&s->no_clone, memory_order_relaxed) ||
+      chunk_valid_bytes (s, c) != s->chunk_bytes)
+    return false;
+  r = s->cow->ops->clone_from (s->cow, chunk_offset (s, nc), s->origin,
+                               chunk_offset (s, c), s->chunk_bytes);
+  if (r == 0) {
+    store_note_write (s);
+    return true;
+  }
+  if ((r == -EOPNOTSUPP || r == -ENOTSUP || r == -EXDEV || r == -EINVAL ||
+       r == -ENOTTY || r == -ENOSYS || r == -EPERM || r == -EBADF) &&
+      !atomic_exchange (&s->no_clone, true))
+    store_message (s, COW_MSG_DEBUG, "the COW store cannot share the "
+                   "origin's blocks (%s): first writes copy the data",
+                   cow_strerror (-r));
+  return false;
+}
+
+/* How a new chunk gets the origin's bytes around the client's. */
+enum edge {
+  EDGE_NONE,                    /* the client covers the chunk */
+  EDGE_DONE,                    /* cloned, or a hole punched: nothing to
+                                 * write but the client's bytes */
+  EDGE_ZERO,                    /* a hole on a store that cannot punch:
+                                 * write zeroes around them */
+  EDGE_READ,                    /* read and write the origin's bytes */
+};
+
+/* Prepare new chunk nc for origin chunk c, of which the client writes
+ * [in, in + n): clone it, or where the origin is a hole make the rest
+ * read as zeroes.  It must be zeroed for real: a chunk past the old
+ * next_free may hold stray bytes from before a crash.
+ */
+static int
+prepare_edge (struct cow_store *s, chunk_t c, chunk_t nc, uint64_t in,
+              uint64_t n, enum edge *edge)
+{
+  uint64_t valid = chunk_valid_bytes (s, c), at = chunk_offset (s, nc);
+  int r = 0;
+
+  *edge = EDGE_NONE;
+  if (in == 0 && n == valid)
+    return 0;
+  *edge = EDGE_DONE;
+  if (clone_chunk (s, c, nc))
+    return 0;
+  if (!origin_is_hole (s, chunk_offset (s, c), valid)) {
+    *edge = EDGE_READ;
+    return 0;
+  }
+  if (s->cow->ops->punch == NULL) {
+    *edge = EDGE_ZERO;
+    return 0;
+  }
+  if (in > 0)
+    r = zero_cow (s, in, at);
+  if (r == 0 && in + n < valid)
+    r = zero_cow (s, valid - in - n, at + in + n);
+  return r;
+}
+
+/* At most this many chunks are copied in one go (a write over more new
+ * chunks takes several), and a write has at most this many buffers.
+ */
+#define COPY_RUN 64
+#define COPY_IOV 3
+
+/* Give the chunks of [offset, offset + count), which have no
+ * exception at the lookup before the call, exceptions whose chunks
+ * hold the origin's data with the range replaced by buf (FILL_DATA)
+ * or by zeroes (FILL_ZERO: one chunk at most), or, where another
+ * writer got there first, write through its exception.
+ *
+ * The chunks' locks are held from the lookup to the record, and the
+ * lookup is repeated under them.  The new chunks are allocated at
+ * once, each run of them that is contiguous in the store is written
+ * with one call, and the records are added together after the data.
+ * Of the origin, only the head of the first chunk and the tail of the
+ * last (the bytes of the chunks the client does not supply) are read,
+ * into one buffer, and written as pieces of the same vectored write:
+ * no whole-chunk buffer and no copy of the client's bytes.  A chunk
+ * that can be cloned, or where the origin is a hole, is prepared
+ * first and reads nothing (prepare_edge).
+ *
+ * Sets *done to the bytes handled (fewer than count where the store
+ * had room for fewer chunks or a racing writer mapped one of them:
+ * the caller goes on with the rest) and *added if records were added.
+ */
+static int
+copy_run (struct cow_store *s, uint64_t offset, uint64_t count,
+          const char *buf, enum fill fill, uint64_t *done, bool *added)
+{
+  chunk_t first = offset >> s->chunk_shift, last, old[COPY_RUN],
+    nc[COPY_RUN];
+  uint64_t end, in, tail_at, head, tail;
+  struct chunk_lock_set set;
+  enum edge head_edge = EDGE_NONE, tail_edge = EDGE_NONE;
+  CLEANUP_FREE char *origin_bytes = NULL;
+  size_t k = 0;
+  int got, r = 0;
+
+  *done = 0;
+  *added = false;
+  last = (offset + count - 1) >> s->chunk_shift;
+  if (last - first >= COPY_RUN)
+    last = first + COPY_RUN - 1;
+  if (fill == FILL_ZERO)
+    last = first;
+
+  chunk_lock_set_range (&set, first, last);
+  chunk_lock_set_lock (&s->chunk_locks, &set);
+
+  /* The chunks still without an exception, under the locks. */
+  while (first + k <= last && !cow_store_lookup (s, first + k, &nc[k])) {
+    old[k] = first + k;
+    k++;
+  }
+  if (k == 0) {
+    struct piece pc = piece_at (s, offset, count);
+
+    cow_store_lookup (s, first, &nc[0]);
+    r = write_through (s, &pc, nc[0], buf, fill);
+    if (r == 0)
+      *done = pc.n;
+    goto out;
+  }
+  got = store_allocate_chunks (s, k, nc);
+  if (got < 0) {
+    r = got;
+    goto out;
+  }
+  last = first + got - 1;
+  end = chunk_offset (s, last) + chunk_valid_bytes (s, last);
+  if (end > offset + count)
+    end = offset + count;
+
+  /* The origin's bytes the client does not supply: [0, in) of the
+   * first chunk and [tail_at, its valid bytes) of the last.
+   */
+  in = offset - chunk_offset (s, first);
+  tail_at = end - chunk_offset (s, last);
+  head = in;
+  tail = chunk_valid_bytes (s, last) - tail_at;
+  if (got == 1)
+    r = prepare_edge (s, first, nc[0], in, end - offset, &head_edge);
+  else {
+    r = prepare_edge (s, first, nc[0], in, s->chunk_bytes - in, &head_edge);
+    if (r == 0)
+      r = prepare_edge (s, last, nc[got - 1], 0, tail_at, &tail_edge);
   }
   if (r < 0)
-    return r;                   /* the chunk leaks; no record points at it */
-  r = cow_store_add_exception (s, pc->chunk, nc);
-  return r < 0 ? r : 1;
+    goto out;
+  if (got == 1)
+    tail_edge = head_edge;
+  if (head_edge != EDGE_READ)
+    head = head_edge == EDGE_ZERO ? head : 0;
+  if (tail_edge != EDGE_READ)
+    tail = tail_edge == EDGE_ZERO ? tail : 0;
+  if (head_edge == EDGE_READ || tail_edge == EDGE_READ) {
+    uint64_t n_read = (head_edge == EDGE_READ ? head : 0) +
+      (tail_edge == EDGE_READ ? tail : 0);
+
+    origin_bytes = malloc (n_read ? n_read : 1);
+    if (origin_bytes == NULL) {
+      r = store_error (s, ENOMEM, "out of memory");
+      goto out;
+    }
+    if (head_edge == EDGE_READ && head > 0) {
+      r = cow_io_pread (s->origin, origin_bytes, head,
+                        chunk_offset (s, first));
+      if (r < 0) {
+        r = io_failed (s, r, "cannot read", s->origin,
+                       chunk_offset (s, first));
+        goto out;
+      }
+    }
+    if (tail_edge == EDGE_READ && tail > 0) {
+      uint64_t from = chunk_offset (s, last) + tail_at;
+
+      r = cow_io_pread (s->origin, origin_bytes + n_read - tail, tail, from);
+      if (r < 0) {
+        r = io_failed (s, r, "cannot read", s->origin, from);
+        goto out;
+      }
+    }
+  }
+
+  if (got == 1 && in == 0 && end - offset == chunk_valid_bytes (s, first) &&
+      fill == FILL_ZERO)
+    /* A whole chunk of zeroes: punched, never written. */
+    r = zero_cow (s, end - offset, chunk_offset (s, nc[0]));
+  else {
+    /* One write per run of chunks contiguous in the store: the head
+     * (first run), the client's bytes, the tail (last run).
+     */
+    for (int i = 0; r == 0 && i < got; ) {
+      struct iovec iov[COPY_IOV];
+      int j = i + 1, n = 0;
+      uint64_t from, to, at = chunk_offset (s, nc[i]);
+
+      while (j < got && nc[j] == nc[j - 1] + 1)
+        j++;
+      from = i == 0 ? offset : chunk_offset (s, first + i);
+      to = j == got ? end : chunk_offset (s, first + j);
+      if (i == 0 && head > 0)
+        iov[n++] = (struct iovec) {
+          head_edge == EDGE_READ ? origin_bytes : (void *) s->zero_chunk,
+          head
+        };
+      else if (i == 0)
+        at += in;
+      iov[n++] = (struct iovec) {
+        fill == FILL_ZERO ? (void *) s->zero_chunk
+        : (void *) (buf + (from - offset)),
+        to - from
+      };
+      if (j == got && tail > 0)
+        iov[n++] = (struct iovec) {
+          tail_edge == EDGE_READ
+          ? origin_bytes + (head_edge == EDGE_READ ? head : 0)
+          : (void *) s->zero_chunk,
+          tail
+        };
+      r = write_cowv (s, iov, n, at);
+      i = j;
+    }
+  }
+  /* On an error the chunks leak: no record points at them. */
+  if (r == 0)
+    r = got == 1 ? cow_store_add_exception (s, old[0], nc[0])
+      : store_add_exceptions (s, old, nc, got);
+  if (r == 0) {
+    *done = end - offset;
+    *added = true;
+  }
+ out:
+  chunk_lock_set_unlock (&s->chunk_locks, &set);
+  return r;
 }
 
 /* After a request: FUA, or a new exception under the kernel's timing,
@@ -349,14 +595,17 @@ cow_snapshot_pwrite (struct cow_store *s, const void *buf, uint32_t count,
   while (r == 0 && count > 0) {
     struct piece pc = piece_at (s, offset, count);
     chunk_t nc;
+    bool added;
 
     if (cow_store_lookup (s, pc.chunk, &nc)) {
       pc.n = run_length (s, offset, count, true, pc.chunk, nc);
       r = write_through (s, &pc, nc, p, FILL_DATA);
     }
-    else if ((r = copy_on_write (s, &pc, p, FILL_DATA)) > 0) {
-      copied = true;
-      r = 0;
+    else {
+      r = copy_run (s, offset, run_length (s, offset, count, false,
+                                           pc.chunk, 0),
+                    p, FILL_DATA, &pc.n, &added);
+      copied |= added;
     }
     p += pc.n;
     offset += pc.n;
@@ -416,13 +665,14 @@ cow_snapshot_zero (struct cow_store *s, uint32_t count, uint64_t offset,
   while (r == 0 && count > 0) {
     struct piece pc = piece_at (s, offset, count);
     chunk_t nc;
+    uint64_t done;
+    bool added;
 
     if (cow_store_lookup (s, pc.chunk, &nc))
       r = write_through (s, &pc, nc, NULL, FILL_ZERO);
-    else if (!origin_is_hole (s, offset, pc.n) &&
-             (r = copy_on_write (s, &pc, NULL, FILL_ZERO)) > 0) {
-      copied = true;
-      r = 0;
+    else if (!origin_is_hole (s, offset, pc.n)) {
+      r = copy_run (s, offset, pc.n, NULL, FILL_ZERO, &done, &added);
+      copied |= added;
     }
     offset += pc.n;
     count -= pc.n;

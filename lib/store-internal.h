@@ -84,6 +84,10 @@ struct cow_store {
    * later ones go to the debug log (commit.c, store_full_error).
    */
   _Atomic bool full_reported;
+  /* The COW backend could not share the origin's blocks once (another
+   * filesystem, no reflink): first writes copy from now on (snapshot.c).
+   */
+  _Atomic bool no_clone;
 
   pthread_mutex_t grow_lock;
   chunk_t reserved_to;          /* chunks from next_free at open up to
@@ -162,6 +166,14 @@ extern int store_load (struct cow_store *s);
 
 /* alloc.c */
 extern int store_grow_for (struct cow_store *s, chunk_t chunks);
+/* Hand out up to n chunks at once, as n calls of cow_store_allocate
+ * would (consecutive but for the metadata areas stepped over), under
+ * one lock and with one grow and one reservation.  Returns how many
+ * (at least 1: fewer where the store has room for fewer), or a
+ * negative errno as cow_store_allocate.
+ */
+extern int store_allocate_chunks (struct cow_store *s, size_t n,
+                                  chunk_t *chunks);
 
 /* commit.c */
 extern void store_note_write (struct cow_store *s);
@@ -174,6 +186,9 @@ extern void store_commit_stop (struct cow_store *s);
  * background commit.
  */
 extern void store_set_background_commit (struct cow_store *s, bool on);
+/* cow_store_add_exception for n records at once, under one lock. */
+extern int store_add_exceptions (struct cow_store *s, const chunk_t *old,
+                                 const chunk_t *new_chunks, size_t n);
 /* The error for a call on a failed store: "... accepts no more writes",
  * or with durable "... nothing more can be made durable".
  */

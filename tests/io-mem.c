@@ -14,6 +14,11 @@
  * record only some of its 512-byte sectors land.  A sector is atomic.
  * A grow that is lost shrinks the image back; bytes landing past the
  * size the crash leaves are lost with it.
+ *
+ * A vectored write (pwritev) is one write: it counts as a pwrite for
+ * faults and counts, and as one change for a power loss.  Block status
+ * (extent, sectors of zeroes are holes) and sharing blocks with another
+ * memory backend (clone_from, a copy) are switched on per backend.
  */
 #include <config.h>
 
@@ -47,6 +52,8 @@ struct change {
 
 struct io_mem {
   struct cow_io io;
+  struct cow_io_ops ops;        /* mem_ops, and the ops switched on */
+  int clone_err;                /* what clone_from returns, negated */
   pthread_mutex_t lock;
   uint8_t *data;
   size_t size;
@@ -58,6 +65,7 @@ struct io_mem {
   size_t nr_log, log_cap;
   struct fault faults[NR_OPS];
   unsigned counts[NR_OPS];
+  unsigned nr_pwritev, nr_clone;
 };
 
 #define MEM(io) ((struct io_mem *) (io))
@@ -222,6 +230,33 @@ mem_pwrite (struct cow_io *io, const void *buf, size_t count, uint64_t offset)
   return 0;
 }
 
+/* A vectored write is one write: one fault and one change, which a
+ * power loss keeps, loses or tears as a whole.
+ */
+static int
+mem_pwritev (struct cow_io *io, const struct iovec *iov, int iovcnt,
+             uint64_t offset)
+{
+  CLEANUP_FREE uint8_t *buf = NULL;
+  size_t count = 0;
+
+  for (int i = 0; i < iovcnt; i++)
+    count += iov[i].iov_len;
+  buf = malloc (count ? count : 1);
+  if (buf == NULL)
+    return -ENOMEM;
+  count = 0;
+  for (int i = 0; i < iovcnt; i++) {
+    memcpy (buf + count, iov[i].iov_base, iov[i].iov_len);
+    count += iov[i].iov_len;
+  }
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&MEM (io)->lock);
+    MEM (io)->nr_pwritev++;
+  }
+  return mem_pwrite (io, buf, count, offset);
+}
+
 static int
 mem_sync (struct cow_io *io)
 {
@@ -295,6 +330,79 @@ mem_punch (struct cow_io *io, uint64_t offset, uint64_t count)
   return 0;
 }
 
+/* Block status for cow_io_mem_set_extents: 512-byte sectors that are
+ * all zero are a hole.
+ */
+static bool
+zero_sector (const struct io_mem *m, uint64_t sector)
+{
+  uint64_t from = sector * 512, to = from + 512 < m->size ? from + 512
+    : m->size;
+
+  for (uint64_t i = from; i < to; i++)
+    if (m->data[i])
+      return false;
+  return true;
+}
+
+static int
+mem_extent (struct cow_io *io, uint64_t offset, uint64_t count,
+            uint64_t *length, bool *is_hole)
+{
+  struct io_mem *m = MEM (io);
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&m->lock);
+  uint64_t sec = offset / 512, end;
+
+  if (!in_range (m, count, offset) || count == 0)
+    return -EIO;
+  *is_hole = zero_sector (m, sec);
+  end = (sec + 1) * 512;
+  while (end < offset + count && zero_sector (m, end / 512) == *is_hole)
+    end += 512;
+  *length = end - offset < count ? end - offset : count;
+  return 0;
+}
+
+/* Clone for cow_io_mem_set_clone: the bytes are copied, as a reflink
+ * would make them read.
+ */
+static int
+mem_clone_from (struct cow_io *io, uint64_t offset, struct cow_io *src,
+                uint64_t src_offset, uint64_t count)
+{
+  struct io_mem *m = MEM (io), *sm = MEM (src);
+  CLEANUP_FREE uint8_t *buf = NULL;
+  int r;
+
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&m->lock);
+    m->nr_clone++;
+    if (m->clone_err)
+      return -m->clone_err;
+  }
+  if (src->ops->pread != mem_pread)
+    return -EOPNOTSUPP;
+  buf = malloc (count ? count : 1);
+  if (buf == NULL)
+    return -ENOMEM;
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&sm->lock);
+    if (!in_range (sm, count, src_offset))
+      return -EINVAL;
+    memcpy (buf, sm->data + src_offset, count);
+  }
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&m->lock);
+    if (!in_range (m, count, offset))
+      return -EINVAL;
+    r = log_change_locked (m, CH_WRITE, offset, count, buf);
+    if (r < 0)
+      return r;
+    memcpy (m->data + offset, buf, count);
+  }
+  return 0;
+}
+
 static void
 mem_close (struct cow_io *io)
 {
@@ -312,6 +420,7 @@ static const struct cow_io_ops mem_ops = {
   .name = "mem",
   .pread = mem_pread,
   .pwrite = mem_pwrite,
+  .pwritev = mem_pwritev,
   .sync = mem_sync,
   .get_size = mem_get_size,
   .grow = mem_grow,
@@ -336,7 +445,8 @@ cow_io_mem_new (const void *data, size_t size, bool growable)
     memcpy (m->data, data, size);
   m->size = size;
   m->growable = growable;
-  m->io.ops = &mem_ops;
+  m->ops = mem_ops;
+  m->io.ops = &m->ops;
   pthread_mutex_init (&m->lock, NULL);
   return &m->io;
 }
@@ -372,6 +482,24 @@ cow_io_mem_counts (struct cow_io *io, struct cow_io_mem_counts *c)
   c->sync = m->counts[OP_SYNC];
   c->grow = m->counts[OP_GROW];
   c->punch = m->counts[OP_PUNCH];
+  c->pwritev = m->nr_pwritev;
+  c->clone = m->nr_clone;
+}
+
+void
+cow_io_mem_set_extents (struct cow_io *io)
+{
+  MEM (io)->ops.extent = mem_extent;
+}
+
+void
+cow_io_mem_set_clone (struct cow_io *io, int err)
+{
+  struct io_mem *m = MEM (io);
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&m->lock);
+
+  m->clone_err = err;
+  m->ops.clone_from = mem_clone_from;
 }
 
 int

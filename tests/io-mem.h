@@ -49,8 +49,20 @@ extern int cow_io_mem_power_loss_random (struct cow_io *io, uint64_t seed,
 /* How many times each op was called since creation. */
 struct cow_io_mem_counts {
   unsigned pread, pwrite, sync, grow, punch;
+  unsigned pwritev;             /* of the pwrites, the vectored ones */
+  unsigned clone;               /* clone_from calls, failed ones too */
 };
 extern void cow_io_mem_counts (struct cow_io *io,
                                struct cow_io_mem_counts *counts);
+/* From now on the backend has an extent op: 512-byte sectors of zeroes
+ * are a hole, the rest data.  Call it before wrapping the backend.
+ */
+extern void cow_io_mem_set_extents (struct cow_io *io);
+/* From now on the backend has a clone_from op that copies from another
+ * memory backend (and refuses any other with -EOPNOTSUPP), or, if err
+ * is not 0, fails every call with -err, as a filesystem without
+ * reflink would.
+ */
+extern void cow_io_mem_set_clone (struct cow_io *io, int err);
 
 #endif /* SNAPCOW_IO_MEM_H */

@@ -1,9 +1,9 @@
 /* recording-io.c: a cow_io that passes every op to an inner cow_io and
  * records it (see recording-io.h).  The ops the inner backend lacks
- * (grow, punch, extent) are absent here too, so the store behaves as
- * it would on the inner backend.  reserve and cache are the exceptions:
- * they can be switched on, reserve to stand for a filesystem with or
- * without room.
+ * (grow, punch, extent, pwritev, clone_from) are absent here too, so
+ * the store behaves as it would on the inner backend.  reserve and
+ * cache are the exceptions: they can be switched on, reserve to stand
+ * for a filesystem with or without room.
  */
 #include <config.h>
 
@@ -63,6 +63,35 @@ rec_pwrite (struct cow_io *io, const void *buf, size_t count,
 {
   record (io, REC_PWRITE, offset, count);
   return cow_io_pwrite (REC (io)->inner, buf, count, offset);
+}
+
+/* Recorded as one op, with the total length. */
+static int
+rec_pwritev (struct cow_io *io, const struct iovec *iov, int iovcnt,
+             uint64_t offset)
+{
+  struct cow_io *inner = REC (io)->inner;
+  uint64_t count = 0;
+
+  for (int i = 0; i < iovcnt; i++)
+    count += iov[i].iov_len;
+  record (io, REC_PWRITEV, offset, count);
+  return inner->ops->pwritev (inner, iov, iovcnt, offset);
+}
+
+/* A source that is a recording backend too is passed on unwrapped, so
+ * that the inner backends see each other.
+ */
+static int
+rec_clone_from (struct cow_io *io, uint64_t offset, struct cow_io *src,
+                uint64_t src_offset, uint64_t count)
+{
+  struct cow_io *inner = REC (io)->inner;
+
+  record (io, REC_CLONE, offset, count);
+  if (src->ops->pread == rec_pread)
+    src = REC (src)->inner;
+  return inner->ops->clone_from (inner, offset, src, src_offset, count);
 }
 
 static int
@@ -149,11 +178,13 @@ recording_io_new (struct cow_io *inner)
     .name = "recording",
     .pread = rec_pread,
     .pwrite = rec_pwrite,
+    .pwritev = inner->ops->pwritev ? rec_pwritev : NULL,
     .sync = rec_sync,
     .get_size = rec_get_size,
     .grow = inner->ops->grow ? rec_grow : NULL,
     .punch = inner->ops->punch ? rec_punch : NULL,
     .extent = inner->ops->extent ? rec_extent : NULL,
+    .clone_from = inner->ops->clone_from ? rec_clone_from : NULL,
     .close = rec_close,
   };
   r->io.ops = &r->ops;

@@ -13,7 +13,9 @@
 
 enum rec_kind {
   REC_PREAD, REC_PWRITE, REC_SYNC, REC_GROW, REC_PUNCH, REC_RESERVE,
-  REC_CACHE
+  REC_CACHE,
+  REC_PWRITEV,                  /* one op, the buffers' total length */
+  REC_CLONE,                    /* offset and length in this backend */
 };
 
 struct rec_op {
