@@ -20,6 +20,7 @@
 struct table_array {
   struct table_array *next_retired;
   uint64_t slots;
+  unsigned new_bits;                /* its layout: table.h, new_bits */
   size_t mapped;                    /* bytes mmapped, or 0: calloc */
   _Atomic uint64_t words[];         /* 1 (packed) or 2 (wide) per slot */
 };
@@ -32,6 +33,8 @@ struct table_array {
 
 #define RUN_MASK ((chunk_t) TABLE_RUN_MAX - 1)
 #define MIN_SLOTS 1024
+/* The fewest key bits a guessed packed layout may leave (table_init). */
+#define MIN_GUESSED_KEY_BITS 24
 /* The least number of old slots a migration moves per insert or
  * removal (more where the old array is large for its live entries).
  */
@@ -101,11 +104,11 @@ slot_get (const struct cow_table *t, struct table_array *a, uint64_t i,
 {
   uint64_t key, w;
 
-  if (t->new_bits) {
+  if (a->new_bits) {
     w = atomic_load_explicit (&a->words[i], memory_order_acquire);
-    key = w >> (t->new_bits + TABLE_RUN_BITS);
-    e->len = ((w >> t->new_bits) & RUN_MASK) + 1;
-    e->value = w & ((UINT64_C (1) << t->new_bits) - 1);
+    key = w >> (a->new_bits + TABLE_RUN_BITS);
+    e->len = ((w >> a->new_bits) & RUN_MASK) + 1;
+    e->value = w & ((UINT64_C (1) << a->new_bits) - 1);
   }
   else {
     /* The key's acquire pairs with slot_fill's release of it, so the
@@ -123,10 +126,10 @@ slot_get (const struct cow_table *t, struct table_array *a, uint64_t i,
 }
 
 static uint64_t
-packed_word (const struct cow_table *t, const struct entry *e)
+packed_word (const struct table_array *a, const struct entry *e)
 {
-  return (e->start + 1) << (t->new_bits + TABLE_RUN_BITS)
-    | (e->len - 1) << t->new_bits | e->value;
+  return (e->start + 1) << (a->new_bits + TABLE_RUN_BITS)
+    | (e->len - 1) << a->new_bits | e->value;
 }
 
 static uint64_t
@@ -140,8 +143,8 @@ static void
 slot_fill (const struct cow_table *t, struct table_array *a, uint64_t i,
            const struct entry *e)
 {
-  if (t->new_bits)
-    atomic_store_explicit (&a->words[i], packed_word (t, e),
+  if (a->new_bits)
+    atomic_store_explicit (&a->words[i], packed_word (a, e),
                            memory_order_release);
   else {
     /* The value first, then the key that makes it visible. */
@@ -159,8 +162,8 @@ static void
 slot_update (const struct cow_table *t, struct table_array *a, uint64_t i,
              const struct entry *e)
 {
-  if (t->new_bits)
-    atomic_store_explicit (&a->words[i], packed_word (t, e),
+  if (a->new_bits)
+    atomic_store_explicit (&a->words[i], packed_word (a, e),
                            memory_order_release);
   else
     atomic_store_explicit (&a->words[2 * i + 1], wide_value (e),
@@ -253,6 +256,7 @@ array_new (const struct cow_table *t, uint64_t slots)
       return NULL;
   }
   a->slots = slots;
+  a->new_bits = t->new_bits;
   return a;
 }
 
@@ -368,6 +372,32 @@ find_locked (struct cow_table *t, chunk_t c, struct entry *e,
     !has_key (t, cur, e->start);
 }
 
+/* Can array a hold an entry from start whose values go up to value? */
+static bool
+fits (const struct table_array *a, chunk_t start, uint64_t value)
+{
+  return a->new_bits == 0 ||
+    ((start + 1) >> (64 - TABLE_RUN_BITS - a->new_bits) == 0 &&
+     value >> a->new_bits == 0);
+}
+
+/* Make the table wide: from now on new arrays are, starting with one
+ * that the current entries migrate into as they would for growing.
+ */
+static int
+widen (struct cow_table *t)
+{
+  unsigned new_bits = t->new_bits;
+  int r;
+
+  migrate (t, UINT64_MAX);
+  t->new_bits = 0;
+  r = start_migration (t);
+  if (r < 0)
+    t->new_bits = new_bits;
+  return r;
+}
+
 int
 table_init (struct cow_table *t, chunk_t origin_chunks, chunk_t cow_chunks,
             uint64_t expect)
@@ -394,6 +424,15 @@ table_init (struct cow_table *t, chunk_t origin_chunks, chunk_t cow_chunks,
   else {
     t->max_new_chunk = (UINT64_C (1) << WIDE_VALUE_BITS) - 2;
     t->max_old_chunk = UINT64_MAX - 1;
+    /* No packing holds every chunk the bounds allow, but a store's
+     * records usually stay far below them (one opened without its
+     * origin, where any old chunk below 2^64 bytes is valid).  Pack for
+     * the device as it is, if that leaves the keys room; the first
+     * entry that does not fit turns the table wide (widen).
+     */
+    need_new = bits_for (2 * cow_chunks + 16);
+    if (need_new + TABLE_RUN_BITS + MIN_GUESSED_KEY_BITS <= 64)
+      t->new_bits = need_new;
   }
   a = array_new (t, slots_for (expect, 4, 5));
   if (a == NULL)
@@ -526,7 +565,7 @@ table_prefetch (const struct cow_table *t, chunk_t old_chunk)
                           memory_order_relaxed);
   uint64_t i = group_base (a, old_chunk);
 
-  __builtin_prefetch (&a->words[t->new_bits ? i : 2 * i], 1);
+  __builtin_prefetch (&a->words[a->new_bits ? i : 2 * i], 1);
 }
 
 int
@@ -540,6 +579,15 @@ table_insert_locked (struct cow_table *t, chunk_t old_chunk,
 
   if (new_chunk > t->max_new_chunk || old_chunk > t->max_old_chunk)
     return -EOVERFLOW;
+  /* Every chunk is checked, so that the tails a removal makes of a run
+   * fit as the run did.
+   */
+  if (!fits (atomic_load_explicit (&t->cur, memory_order_relaxed),
+             old_chunk, new_chunk + 1)) {
+    r = widen (t);
+    if (r < 0)
+      return r;
+  }
   r = make_room (t, 1);
   if (r < 0)
     return r;
@@ -646,19 +694,25 @@ table_max_probe (const struct cow_table *t)
   return max;
 }
 
+static uint64_t
+array_bytes (const struct table_array *a)
+{
+  return sizeof *a + a->slots * (a->new_bits ? 8 : 16);
+}
+
 uint64_t
 table_memory (const struct cow_table *t)
 {
   struct cow_table *mt = (struct cow_table *) t;
   const struct table_array *a;
-  uint64_t per = t->new_bits ? 8 : 16, bytes;
+  uint64_t bytes;
 
   a = atomic_load_explicit (&mt->cur, memory_order_relaxed);
-  bytes = sizeof *a + a->slots * per;
+  bytes = array_bytes (a);
   a = atomic_load_explicit (&mt->old, memory_order_relaxed);
   if (a)
-    bytes += sizeof *a + a->slots * per;
+    bytes += array_bytes (a);
   for (a = t->retired; a; a = a->next_retired)
-    bytes += sizeof *a + a->slots * per;
+    bytes += array_bytes (a);
   return bytes;
 }

@@ -71,7 +71,11 @@ struct cow_table {
    * then new_start + 1 in new_bits: 8 bytes per slot.  Wide mode
    * (new_bits == 0), for geometries too big to pack: a key word
    * (old_start + 1) and a value word (length - 1 in the top
-   * TABLE_RUN_BITS bits, new_start + 1 below).
+   * TABLE_RUN_BITS bits, new_start + 1 below).  Each array keeps the
+   * layout it was made with; this is the one of new arrays.  Where the
+   * bounds given to table_init cannot be packed, the table packs for
+   * the COW device as it is and turns wide at the first entry that
+   * does not fit (with a migration, as for growing).
    */
   unsigned new_bits;
   chunk_t max_new_chunk;        /* largest storable new_chunk */

@@ -34,10 +34,13 @@ fill_and_check (chunk_t origin_chunks, chunk_t cow_chunks, uint64_t n,
   chunk_t nc;
 
   ck_assert_int_eq (table_init (&t, origin_chunks, cow_chunks, 0), 0);
-  ck_assert_int_eq (t.new_bits != 0, expect_packed);
   for (uint64_t i = 0; i < n; i++)
     ck_assert_int_eq (table_insert_locked (&t, old_of (i, origin_chunks),
                                            2 + i), 0);
+  /* A table that cannot pack its bounds packs until an entry does not
+   * fit: here, soon.
+   */
+  ck_assert_int_eq (t.new_bits != 0, expect_packed);
   ck_assert_uint_eq (t.count, n);
   for (uint64_t i = 0; i < n; i++) {
     ck_assert (table_lookup (&t, old_of (i, origin_chunks), &nc));
@@ -166,11 +169,20 @@ START_TEST (test_old_chunk_too_big)
   ck_assert (!table_lookup (&t, UINT64_MAX, &nc));
   table_free (&t);
 
-  /* Wide. */
+  /* Wide: bounds too big to pack.  The table packs for the device
+   * until the first key that does not fit.
+   */
   ck_assert_int_eq (table_init (&t, UINT64_C (1) << 52, 1000, 0), 0);
-  ck_assert_uint_eq (t.new_bits, 0);
+  ck_assert_uint_ne (t.new_bits, 0);
   ck_assert_int_eq (table_insert_locked (&t, UINT64_MAX, 7), -EOVERFLOW);
+  ck_assert_int_eq (table_insert_locked (&t, 3, 9), 0);
+  ck_assert_uint_ne (t.new_bits, 0);
   ck_assert_int_eq (table_insert_locked (&t, UINT64_MAX - 1, 8), 0);
+  ck_assert_uint_eq (t.new_bits, 0);
+  table_release_retired_unshared (&t);
+  ck_assert (table_lookup (&t, 3, &nc));
+  ck_assert_uint_eq (nc, 9);
+  ck_assert (table_remove_locked (&t, 3));
   ck_assert_uint_eq (t.count, 1);
   ck_assert (table_lookup (&t, UINT64_MAX - 1, &nc));
   ck_assert_uint_eq (nc, 8);
@@ -228,6 +240,46 @@ START_TEST (test_lockfree_readers)
   for (int k = 0; k < 3; k++)
     pthread_join (th[k], NULL);
   ck_assert_uint_eq (atomic_load (&r.bad), 0);
+  table_free (&r.t);
+}
+END_TEST
+
+/* A table whose bounds cannot be packed (a store opened without its
+ * origin) packs for the device until an entry does not fit, then
+ * migrates to the wide layout while readers go on finding every
+ * published entry.
+ */
+START_TEST (test_widen_lockfree_readers)
+{
+  static struct race r;
+  pthread_t th[2];
+  const uint64_t n = 600000;
+  chunk_t nc;
+
+  memset (&r, 0, sizeof r);
+  ck_assert_int_eq (table_init (&r.t, UINT64_C (1) << 52, 1u << 20, 0), 0);
+  ck_assert_uint_ne (r.t.new_bits, 0);
+  for (int k = 0; k < 2; k++)
+    pthread_create (&th[k], NULL, reader, &r);
+  for (uint64_t i = 0; i < n; i++) {
+    if (i == n / 2) {
+      ck_assert_uint_ne (r.t.new_bits, 0);
+      ck_assert_int_eq (table_insert_locked (&r.t, UINT64_C (1) << 50, 1),
+                        0);
+      ck_assert_uint_eq (r.t.new_bits, 0);
+      ck_assert_ptr_nonnull (r.t.old);
+    }
+    ck_assert_int_eq (table_insert_locked (&r.t, old_of (i, 1u << 30),
+                                           2 + i), 0);
+    atomic_store_explicit (&r.published, i + 1, memory_order_release);
+  }
+  atomic_store (&r.done, true);
+  for (int k = 0; k < 2; k++)
+    pthread_join (th[k], NULL);
+  ck_assert_uint_eq (atomic_load (&r.bad), 0);
+  ck_assert (table_lookup (&r.t, UINT64_C (1) << 50, &nc));
+  ck_assert_uint_eq (nc, 1);
+  ck_assert_uint_eq (r.t.count, n + 1);
   table_free (&r.t);
 }
 END_TEST
@@ -588,6 +640,7 @@ main (void)
   tcase_add_test (tc, test_runs_memory);
   tcase_add_test (tc, test_runs_model);
   tcase_add_test (tc, test_runs_lockfree_readers);
+  tcase_add_test (tc, test_widen_lockfree_readers);
   tcase_add_loop_test (tc, test_strides_probe_short, 0,
                        sizeof strides / sizeof strides[0]);
   suite_add_tcase (s, tc);
