@@ -38,6 +38,9 @@ PACKAGES=(
     nbd-client
     socat
     e2fsprogs
+    # test-reflink-xfs.sh: first writes that share the origin's blocks,
+    # on a loop-mounted XFS with reflink (mkfs.xfs).
+    xfsprogs
     # test-refuse-signatures.sh: a partition table to refuse (sfdisk).
     fdisk
     # The benchmark (bench/run.sh, make bench): jq reads fio's figures,
