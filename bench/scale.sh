@@ -10,8 +10,11 @@
 #            time, which a busy machine disturbs less), and the memory
 #            the process holds after it, per record; peak is the most it
 #            held during the open.
-#   info     `snapcow info STORE`, wall time and maximum resident set
+#   info     `snapcow info STORE`, wall and CPU time and maximum
+#            resident set
 #   check    `snapcow check --origin=ORIGIN STORE`, the same
+# Wall times include reading the store, from the page cache unless
+# something drops it meanwhile (bench/run.sh does, between its runs).
 # The tools' memory per record is their maximum resident set less that
 # of the same command on a store with no records.
 #
@@ -38,16 +41,18 @@ done
 dir=$(mktemp -d "${TMPDIR:-/var/tmp}/snapcow-scale.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 
-# Wall seconds and maximum resident set in bytes of a command (stdout
-# discarded) into m_secs and m_bytes; the command must succeed.
+# Wall seconds, CPU seconds (user and system) and maximum resident set
+# in bytes of a command (stdout discarded) into m_secs, m_cpu and
+# m_bytes; the command must succeed.
 measure ()
 {
-  local kib
-  if ! "$gnutime" -f '%e %M' -o "$dir/time" "$@" > /dev/null; then
+  local kib user sys
+  if ! "$gnutime" -f '%e %U %S %M' -o "$dir/time" "$@" > /dev/null; then
     echo "$0: failed: $*" >&2
     exit 1
   fi
-  read -r m_secs kib < "$dir/time"
+  read -r m_secs user sys kib < "$dir/time"
+  m_cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
   m_bytes=$((kib * 1024))
 }
 
@@ -68,8 +73,8 @@ info_base=$m_bytes
 measure "$snapcow" check --origin="$dir/o" "$dir/s"
 check_base=$m_bytes
 
-printf '| records | old chunks | open (s) | open CPU (s) | held (B/record) | peak (B/record) | info (s) | info (B/record) | check (s) | check (B/record) |\n'
-printf '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+printf '| records | old chunks | open (s) | open CPU (s) | held (B/record) | peak (B/record) | info (s) | info CPU (s) | info (B/record) | check (s) | check CPU (s) | check (B/record) |\n'
+printf '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 for n in $sizes; do
   for kind in random consecutive; do
     "$make_store" --"$kind" --run="$run" "$n" "$dir/s" "$dir/o" > /dev/null
@@ -84,16 +89,18 @@ for n in $sizes; do
       times+=("$open_s") cpus+=("$cpu_s")
     done
     measure "$snapcow" info "$dir/s"
-    info_s=$m_secs info_rss=$m_bytes
+    info_s=$m_secs info_cpu=$m_cpu info_rss=$m_bytes
     measure "$snapcow" check --origin="$dir/o" "$dir/s"
-    check_s=$m_secs check_rss=$m_bytes
+    check_s=$m_secs check_cpu=$m_cpu check_rss=$m_bytes
     label=$kind
     [ "$kind" = consecutive ] && label="runs of $run"
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
            "$n" "$label" "$(median3 "${times[@]}")" "$(median3 "${cpus[@]}")" \
            "$(per_record "$held_bytes" "$n")" \
            "$(per_record "$peak_bytes" "$n")" \
-           "$info_s" "$(per_record $((info_rss - info_base)) "$n")" \
-           "$check_s" "$(per_record $((check_rss - check_base)) "$n")"
+           "$info_s" "$info_cpu" \
+           "$(per_record $((info_rss - info_base)) "$n")" \
+           "$check_s" "$check_cpu" \
+           "$(per_record $((check_rss - check_base)) "$n")"
   done
 done
