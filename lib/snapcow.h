@@ -439,7 +439,9 @@ extern int cow_merging_start (struct cow_merging *mg);
  * merge has failed).
  */
 extern int cow_merging_step (struct cow_merging *mg);
-/* Wait for the thread to end: 0 when done, or the merge's error. */
+/* Wait for the thread to end (at once if it was never started): 0, or
+ * the merge's error.
+ */
 extern int cow_merging_wait (struct cow_merging *mg);
 /* Stop the thread after its current step and free.  What is on disk is
  * a good store; a later merge goes on from it.
@@ -468,7 +470,6 @@ extern int cow_merging_cache (struct cow_merging *mg, uint32_t count,
 extern int cow_merging_extents (struct cow_merging *mg, uint32_t count,
                                 uint64_t offset, cow_extent_fn add,
                                 void *opaque);
-
 
 /* Inspection, for the tool. */
 
