@@ -157,7 +157,7 @@ count_leaked (struct checker *c, const struct seen_bits *seen)
   uint64_t leaked = 0;
   chunk_t ch, first = 0;
 
-  for (ch = 2; ch < c->sum->next_free && ch < seen->chunks; ch++)
+  for (ch = 2; ch < c->sum->next_free && ch < c->dev_chunks; ch++)
     if (!cow_is_metadata_chunk (c->E, ch) && !seen_bits_test (seen, ch) &&
         leaked++ == 0)
       first = ch;
@@ -252,7 +252,10 @@ check_areas (struct checker *c, uint8_t *buf)
       if (!check_record (c, &t, area, i, &e))
         continue;
       /* A data chunk of the device: mark it. */
-      if (seen_bits_mark (&seen, e.new_chunk)) {
+      r = seen_bits_mark (&seen, e.new_chunk);
+      if (r < 0)
+        goto out;
+      if (r > 0) {
         if (ndups == cap) {
           size_t ncap = cap ? 2 * cap : 64;
           chunk_t *v = realloc (dups, ncap * sizeof *v);

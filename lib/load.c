@@ -149,8 +149,12 @@ store_load (struct cow_store *s)
       /* The record passed its checks: its new_chunk is a data chunk
        * of the device.  Only the lowest shared one is reported.
        */
-      if (seen_bits_mark (&seen, e.new_chunk) &&
-          (!shared || e.new_chunk < dup)) {
+      r = seen_bits_mark (&seen, e.new_chunk);
+      if (r < 0) {
+        r = store_error (s, ENOMEM, "out of memory");
+        goto out;
+      }
+      if (r > 0 && (!shared || e.new_chunk < dup)) {
         shared = true;
         dup = e.new_chunk;
       }
@@ -175,6 +179,7 @@ store_load (struct cow_store *s)
     r = report_shared_new_chunk (s, s->current_area, dup);
     goto out;
   }
+  r = 0;
   /* Nobody can be looking anything up yet. */
   table_release_retired_unshared (&s->table);
   s->records = n;

@@ -10,31 +10,43 @@
 int
 seen_bits_init (struct seen_bits *b, chunk_t chunks)
 {
-  b->chunks = chunks;
-  b->bits = calloc (chunks / 64 + 1, sizeof *b->bits);
-  return b->bits ? 0 : -ENOMEM;
+  b->nleaves = (chunks >> SEEN_LEAF_SHIFT) + 1;
+  b->leaves = calloc (b->nleaves, sizeof *b->leaves);
+  return b->leaves ? 0 : -ENOMEM;
 }
 
-bool
+int
 seen_bits_mark (struct seen_bits *b, chunk_t c)
 {
-  uint64_t bit = UINT64_C (1) << (c % 64), *w = &b->bits[c / 64];
-  bool was = *w & bit;
+  uint64_t **leaf = &b->leaves[c >> SEEN_LEAF_SHIFT];
+  uint64_t i = c & (SEEN_LEAF_CHUNKS - 1), bit = UINT64_C (1) << (i % 64);
+  bool was;
 
-  *w |= bit;
+  if (*leaf == NULL) {
+    *leaf = calloc (SEEN_LEAF_CHUNKS / 64, sizeof **leaf);
+    if (*leaf == NULL)
+      return -ENOMEM;
+  }
+  was = (*leaf)[i / 64] & bit;
+  (*leaf)[i / 64] |= bit;
   return was;
 }
 
 bool
 seen_bits_test (const struct seen_bits *b, chunk_t c)
 {
-  return b->bits[c / 64] >> (c % 64) & 1;
+  const uint64_t *leaf = b->leaves[c >> SEEN_LEAF_SHIFT];
+  uint64_t i = c & (SEEN_LEAF_CHUNKS - 1);
+
+  return leaf && leaf[i / 64] >> (i % 64) & 1;
 }
 
 void
 seen_bits_free (struct seen_bits *b)
 {
-  free (b->bits);
+  for (uint64_t k = 0; b->leaves && k < b->nleaves; k++)
+    free (b->leaves[k]);
+  free (b->leaves);
   *b = (struct seen_bits) { NULL };
 }
 

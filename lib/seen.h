@@ -19,17 +19,24 @@
 #include "io.h"
 #include "snapcow.h"
 
+/* Two levels, so that a big device that few records use (a sparse
+ * file of petabytes) costs little: leaves of SEEN_LEAF_CHUNKS bits,
+ * made when a record first points into one.
+ */
+#define SEEN_LEAF_SHIFT 23
+#define SEEN_LEAF_CHUNKS (UINT64_C (1) << SEEN_LEAF_SHIFT)
+
 struct seen_bits {
-  uint64_t *bits;
-  chunk_t chunks;
+  uint64_t **leaves;
+  uint64_t nleaves;
 };
 
-/* A bitmap for chunks 0..chunks-1, all clear.  0, or -ENOMEM.  Its
- * pages are only touched where records point.
- */
+/* A bitmap for chunks 0..chunks-1, all clear.  0, or -ENOMEM. */
 extern int seen_bits_init (struct seen_bits *b, chunk_t chunks);
-/* Mark chunk c (below chunks); true if it was marked already. */
-extern bool seen_bits_mark (struct seen_bits *b, chunk_t c);
+/* Mark chunk c (below chunks): 1 if it was marked already, 0 if not,
+ * -ENOMEM.
+ */
+extern int seen_bits_mark (struct seen_bits *b, chunk_t c);
 extern bool seen_bits_test (const struct seen_bits *b, chunk_t c);
 extern void seen_bits_free (struct seen_bits *b);
 
