@@ -270,7 +270,7 @@ median ()
     sort -g | awk '{ v[NR] = $1 }
         END { if (NR == 0) print "-";
               else if (NR % 2) print v[(NR + 1) / 2];
-              else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+              else printf "%.15g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 # ratio A B: A / B with two decimals, "-" when either is missing.

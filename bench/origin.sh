@@ -265,7 +265,7 @@ med ()
 }
 fmt_stores ()
 {
-    if [ "$1" = - ] || [ "$1" = 0 ]; then echo -; else numfmt --to=iec --format=%.1f "$1"; fi
+    if [ "$1" = - ] || [ "$1" = 0 ]; then echo -; else numfmt --to=iec --round=nearest --format=%.1f "$1"; fi
 }
 mib ()
 {
@@ -326,7 +326,7 @@ for kind in $merge_kinds; do
     d=$(awk -F'\t' -v k=$kind '$1 == k { print $4 }' "$merges" | median)
     m=$(awk -F'\t' -v k=$kind '$1 == k { print $5 }' "$merges" | median)
     r=$(ratio "$d" "$m")
-    echo "| $kind | $(numfmt --to=iec --format=%.1f "$b") | $(mib "$b" "$d") | $(mib "$b" "$m") | $r | ≥ 0.8 |"
+    echo "| $kind | $(numfmt --to=iec --round=nearest --format=%.1f "$b") | $(mib "$b" "$d") | $(mib "$b" "$m") | $r | ≥ 0.8 |"
     verdicts+=("merge of a $kind store: $r × dd, target 0.8: $(awk -v r="$r" 'BEGIN { print (r != "-" && r >= 0.8) ? "met" : "MISSED" }')")
 done
 fi

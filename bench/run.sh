@@ -419,7 +419,7 @@ fmt_ms ()
 }
 fmt_bytes ()
 {
-    if [ "$1" = - ]; then echo -; else numfmt --to=iec --format=%.1f "$1"; fi
+    if [ "$1" = - ]; then echo -; else numfmt --to=iec --round=nearest --format=%.1f "$1"; fi
 }
 
 echo
