@@ -89,6 +89,13 @@ struct cow_store_params {
                             * snapshot: the snapshot's reads from the
                             * origin are ordered against origin writes,
                             * and a trim releases chunks (origin mode) */
+  bool reflink;            /* a first write clones the origin's chunk
+                            * where the backends can share blocks
+                            * (io clone_from: XFS with reflink, btrfs)
+                            * and writes only the client's bytes
+                            * (default: copy; each clone locks both
+                            * files, which many small first writes at
+                            * once pay for) */
   cow_msg_fn message;      /* may be NULL */
   void *message_opaque;
   /* Names that prefix each message ("NAME: ..."), so that it says which

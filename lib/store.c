@@ -355,6 +355,7 @@ cow_store_open (struct cow_io *cow, struct cow_io *origin,
   s->invalidate_on_overflow = params->invalidate_on_overflow;
   s->overwrite_signatures = params->overwrite_signatures;
   s->live_origin = params->live_origin;
+  s->no_clone = !params->reflink;
   s->max_size = params->max_size;
   s->message = params->message;
   s->message_opaque = params->message_opaque;

@@ -153,6 +153,14 @@ params_config (const char *key, const char *value)
     }
     return 0;
   }
+  if (strcmp (key, "reflink") == 0) {
+    int r = nbdkit_parse_bool (value);
+
+    if (r == -1)
+      return -1;
+    params.reflink = r;
+    return 0;
+  }
   if (strcmp (key, "overflow") == 0) {
     if (strcmp (value, "enospc") == 0)
       params.invalidate_on_overflow = false;

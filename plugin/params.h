@@ -32,6 +32,7 @@ struct snapcow_params {
   uint32_t chunk_sectors;       /* for new stores; 0: the default, 32 */
   uint64_t cow_size;            /* cap on a growing file, or 0 */
   bool commit_each_copy;        /* commit=copy */
+  bool reflink;                 /* reflink=on */
   bool invalidate_on_overflow;  /* overflow=invalidate */
   bool fail_write_when_full;    /* on-full=fail-write */
   const char *on_full;          /* as given, or NULL (origin mode only) */
@@ -72,6 +73,9 @@ extern void params_free (void);
   "merge-step=SIZE      Merge mode: data merged per step, the longest a\n" \
   "                     write to a chunk being merged waits (default 4M).\n" \
   "commit=flush|copy    When new records are committed: at flush and FUA\n" \
-  "                     (default), or before each copying write returns."
+  "                     (default), or before each copying write returns.\n" \
+  "reflink=BOOL         First writes clone the origin's chunk where the\n" \
+  "                     store's filesystem can share its blocks (XFS,\n" \
+  "                     btrfs) instead of copying it (default false)."
 
 #endif /* SNAPCOW_PARAMS_H */

@@ -165,6 +165,7 @@ store_params (const struct store_slot *slot, bool readonly)
     .max_size = params.cow_size,
     .readonly = readonly,
     .commit_each_copy = params.commit_each_copy,
+    .reflink = params.reflink,
     .invalidate_on_overflow = params.invalidate_on_overflow,
     .live_origin = params.mode == MODE_ORIGIN,
     .message = message,

@@ -41,6 +41,7 @@ fix_open (struct fix *f, uint32_t cs, uint64_t size, uint64_t hole,
   memset (f, 0, sizeof *f);
   msgs_init (&f->m);
   f->p = params_for (&f->m, cs);
+  f->p.reflink = (flags & WITH_CLONE) != 0;
   f->cs = cs;
   f->cb = t_chunk_bytes (cs);
   f->size = size;
@@ -384,7 +385,8 @@ START_TEST (test_many_chunks)
 }
 END_TEST
 
-/* A store that can share the origin's blocks clones whole chunks and
+/* A store that can share the origin's blocks (and is asked to:
+ * params.reflink) clones whole chunks and
  * then writes only the client's bytes; the last partial chunk is copied.
  * Where cloning fails, the chunk is copied and cloning is not tried
  * again.
@@ -434,6 +436,21 @@ START_TEST (test_clone)
   ck_assert_uint_eq (recording_io_count (f.origin, REC_PREAD), 4);
   ck_assert_uint_eq (f.m.errors, 0);
   verify (&f, "clone failed");
+  reopen (&f);
+  fix_close (&f);
+
+  /* Without params.reflink, a backend that could clone is not asked. */
+  fix_open (&f, sizes[_i], 12 * t_chunk_bytes (sizes[_i]), 0, 0,
+            WITH_CLONE);
+  ck_assert_int_eq (cow_store_close (f.s), 0);
+  f.p.reflink = false;
+  ck_assert_int_eq (cow_store_open (f.cow, f.origin, &f.p, &f.s), 0);
+  recording_io_clear (f.origin);
+  sw (&f, 2 * f.cb + 300, 100, 2);
+  cow_io_mem_counts (f.cow_mem, &c);
+  ck_assert_uint_eq (c.clone, 0);
+  ck_assert_uint_eq (recording_io_count (f.origin, REC_PREAD), 2);
+  verify (&f, "reflink off");
   reopen (&f);
   fix_close (&f);
 }

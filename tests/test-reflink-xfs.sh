@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# test-reflink-xfs.sh: first writes that share the origin's blocks.  On
-# a loop-mounted XFS with reflink, partial writes into new 16K chunks
+# test-reflink-xfs.sh: first writes that share the origin's blocks
+# (reflink=true).  On a loop-mounted XFS with reflink, partial writes
+# into new 16K chunks
 # clone each chunk from the origin (FICLONERANGE) and write only the
 # client's bytes: the snapshot reads byte for byte as a model, before
 # and after a restart, and FIEMAP (filefrag -v) shows the store's data
 # chunks on the origin's own blocks, flagged "shared".  The origin's
 # size is not a multiple of the block, so its last chunk is copied.
-# Then the same writes with the store on a tmpfs (no reflink, another
+# Without reflink=true the same writes on XFS share nothing.  Then the
+# same writes with the store on a tmpfs (no reflink, another
 # filesystem): copied, byte for byte, nothing shared.  Needs root for
 # the mounts; skips otherwise.
 
@@ -83,11 +85,11 @@ assert h.pread(len(m), 0) == m
 
 # First the store next to the origin, on XFS.
 start_nbdkit -P $d/pid -U $sock "$SNAPCOW_PLUGIN" $d/xfs/origin \
-             cow=$d/xfs/cow chunk-size=16K
+             cow=$d/xfs/cow chunk-size=16K reflink=true
 nbdsh -u "nbd+unix:///?socket=$sock" -c "$workload"
 stop_nbdkit $d/pid
 start_nbdkit -P $d/pid -U $sock "$SNAPCOW_PLUGIN" $d/xfs/origin \
-             cow=$d/xfs/cow chunk-size=16K
+             cow=$d/xfs/cow chunk-size=16K reflink=true
 nbdsh -u "nbd+unix:///?socket=$sock" -c "$check_model"
 stop_nbdkit $d/pid
 test "$(md5sum < $d/xfs/origin)" = "$o"
@@ -144,13 +146,21 @@ print("shared bytes in the store:", shared)
 assert shared == (5 * 3 + 1) * B, shared
 EOF
 
-# Then the store on a tmpfs: copied, not shared.
+# Without reflink=true (the default) the same writes on XFS copy.
 start_nbdkit -P $d/pid -U $sock "$SNAPCOW_PLUGIN" $d/xfs/origin \
-             cow=$d/tmp/cow chunk-size=16K
+             cow=$d/xfs/cow2 chunk-size=16K
+nbdsh -u "nbd+unix:///?socket=$sock" -c "$workload"
+stop_nbdkit $d/pid
+filefrag -v -b4096 $d/xfs/cow2
+test "$(filefrag -v -b4096 $d/xfs/cow2 | grep -c shared)" = 0
+
+# Then the store on a tmpfs with reflink=true: copied, not shared.
+start_nbdkit -P $d/pid -U $sock "$SNAPCOW_PLUGIN" $d/xfs/origin \
+             cow=$d/tmp/cow chunk-size=16K reflink=true
 nbdsh -u "nbd+unix:///?socket=$sock" -c "$workload"
 stop_nbdkit $d/pid
 start_nbdkit -P $d/pid -U $sock "$SNAPCOW_PLUGIN" $d/xfs/origin \
-             cow=$d/tmp/cow chunk-size=16K
+             cow=$d/tmp/cow chunk-size=16K reflink=true
 nbdsh -u "nbd+unix:///?socket=$sock" -c "$check_model"
 stop_nbdkit $d/pid
 test "$(md5sum < $d/xfs/origin)" = "$o"
