@@ -425,12 +425,19 @@ table_init (struct cow_table *t, chunk_t origin_chunks, chunk_t cow_chunks,
     t->max_new_chunk = (UINT64_C (1) << WIDE_VALUE_BITS) - 2;
     t->max_old_chunk = UINT64_MAX - 1;
     /* No packing holds every chunk the bounds allow, but a store's
-     * records usually stay far below them (one opened without its
-     * origin, where any old chunk below 2^64 bytes is valid).  Pack for
-     * the device as it is, if that leaves the keys room; the first
-     * entry that does not fit turns the table wide (widen).
+     * records usually stay far below them: a store opened without its
+     * origin, where any old chunk below 2^64 bytes is valid, or a COW
+     * device far smaller than a big origin.  Keys as wide as the origin
+     * needs, or values for twice the device as it is if that is more,
+     * if the keys keep some room; the first entry that does not fit
+     * turns the table wide (widen).
      */
-    need_new = bits_for (2 * cow_chunks + 16);
+    unsigned guess = bits_for (2 * cow_chunks + 16);
+
+    need_new = old_bits + TABLE_RUN_BITS < 64
+      ? 64 - TABLE_RUN_BITS - old_bits : 0;
+    if (need_new < guess)
+      need_new = guess;
     if (need_new + TABLE_RUN_BITS + MIN_GUESSED_KEY_BITS <= 64)
       t->new_bits = need_new;
   }

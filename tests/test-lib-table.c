@@ -284,6 +284,31 @@ START_TEST (test_widen_lockfree_readers)
 }
 END_TEST
 
+/* An origin too big to pack with a new_chunk bound of twice its size
+ * (4 TiB at 4K chunks) still packs: its keys take what they need and
+ * the values the rest, which a COW device far smaller than the origin
+ * never fills.
+ */
+START_TEST (test_big_origin_packed)
+{
+  const chunk_t origin_chunks = UINT64_C (1) << 30;
+  struct cow_table t;
+  chunk_t nc;
+
+  ck_assert_int_eq (table_init (&t, origin_chunks, 1000, 0), 0);
+  ck_assert_uint_ne (t.new_bits, 0);
+  for (uint64_t i = 0; i < 100000; i++)
+    ck_assert_int_eq (table_insert_locked (&t, origin_chunks - 1 - 7 * i,
+                                           2 + 1000 * i), 0);
+  ck_assert_uint_ne (t.new_bits, 0);
+  for (uint64_t i = 0; i < 100000; i++) {
+    ck_assert (table_lookup (&t, origin_chunks - 1 - 7 * i, &nc));
+    ck_assert_uint_eq (nc, 2 + 1000 * i);
+  }
+  table_free (&t);
+}
+END_TEST
+
 /* Removal leaves a tombstone: the removed keys miss, the keys probed
  * past them are still found, a removed key can be inserted again (its
  * tombstone sits before it in the walk), and a rebuild drops the
@@ -641,6 +666,7 @@ main (void)
   tcase_add_test (tc, test_runs_model);
   tcase_add_test (tc, test_runs_lockfree_readers);
   tcase_add_test (tc, test_widen_lockfree_readers);
+  tcase_add_test (tc, test_big_origin_packed);
   tcase_add_loop_test (tc, test_strides_probe_short, 0,
                        sizeof strides / sizeof strides[0]);
   suite_add_tcase (s, tc);
