@@ -116,7 +116,9 @@ store_full_error (struct cow_store *s, const char *fs, ...)
   va_start (args, fs);
   vsnprintf (msg, sizeof msg, fs, args);
   va_end (args);
-  store_message (s, was ? COW_MSG_DEBUG : COW_MSG_ERROR, "%s", msg);
+  store_message (s, was ? COW_MSG_DEBUG : COW_MSG_ERROR, "%s%s%s", msg,
+                 s->full_policy ? ": " : "",
+                 s->full_policy ? s->full_policy : "");
   return -ENOSPC;
 }
 

@@ -83,14 +83,12 @@ origin_store_full (struct cow_origin *o, size_t i)
   struct cow_store *s = st->s;
   int r = 0;
 
+  /* The "no space" error that got us here said the policy (the
+   * store's full_policy): one line for a full store, not one per write.
+   */
   if (o->fail_write_when_full) {
-    if (atomic_exchange (&st->said_full, true))
-      store_message (s, COW_MSG_DEBUG, "the store is full: origin write "
-                     "refused");
-    else
-      store_error (s, ENOSPC, "the store is full: origin writes that "
-                   "need a copy fail with ENOSPC, the snapshot stays "
-                   "whole (on-full=fail-write)");
+    store_message (s, COW_MSG_DEBUG, "the store is full: origin write "
+                   "refused");
     return -ENOSPC;
   }
   {
@@ -104,11 +102,10 @@ origin_store_full (struct cow_origin *o, size_t i)
   if (r < 0)
     return store_error (s, EIO, "the store is full and could not be "
                         "invalidated: origin write refused");
-  if (!atomic_exchange (&st->said_full, true)) {
-    store_error (s, ENOSPC, "the store is full: snapshot invalidated, "
-                 "origin writes go on");
-    st->said_invalid = true;
-  }
+  /* origin_store_usable need not say it again either. */
+  if (!atomic_exchange (&st->said_invalid, true))
+    store_message (s, COW_MSG_DEBUG, "the store is full: snapshot "
+                   "invalidated, origin writes go on");
   return 0;
 }
 

@@ -45,7 +45,6 @@ struct origin_store {
   /* Said once, then at debug level only. */
   _Atomic bool said_invalid;
   _Atomic bool said_failed;
-  _Atomic bool said_full;
   struct committer committer;   /* unused for store 0: its commit runs
                                  * in the writer's own thread */
 };

@@ -120,6 +120,11 @@ cow_origin_open (struct cow_io *io, struct cow_store *const *stores,
   o->nr_stores = nr_stores;
   for (size_t i = 0; i < nr_stores; i++) {
     o->st[i].s = stores[i];
+    stores[i]->full_policy = o->fail_write_when_full
+      ? "origin writes that need a copy fail with ENOSPC and the snapshot "
+        "stays whole (on-full=fail-write)"
+      : "origin writes go on and invalidate this snapshot "
+        "(on-full=invalidate)";
     pthread_mutex_init (&o->st[i].inval_lock, NULL);
     committer_init (&o->st[i].committer, stores[i]);
   }

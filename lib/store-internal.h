@@ -84,6 +84,12 @@ struct cow_store {
    * later ones go to the debug log (commit.c, store_full_error).
    */
   _Atomic bool full_reported;
+  /* Origin mode: what a full store means for origin writes (the
+   * on-full= policy, set by cow_origin_open), said in the same line
+   * as the first "no space" error so that a full store is one line in
+   * the log.  NULL outside origin mode.
+   */
+  const char *full_policy;
   /* The COW backend could not share the origin's blocks once (another
    * filesystem, no reflink): first writes copy from now on (snapshot.c).
    */

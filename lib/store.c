@@ -474,8 +474,6 @@ cow_store_close (struct cow_store *s)
 int
 cow_store_invalidate (struct cow_store *s)
 {
-  int r;
-
   if (s->readonly)
     return store_error (s, EROFS, "cannot invalidate a read-only store");
   {
@@ -484,10 +482,8 @@ cow_store_invalidate (struct cow_store *s)
       return 0;                 /* another writer got there first */
     s->valid = false;
   }
-  r = write_header (s, 0);
-  if (r == 0)
-    store_message (s, COW_MSG_WARNING, "the store has been invalidated");
-  return r;
+  /* Said by the callers, in the line that reports the cause. */
+  return write_header (s, 0);
 }
 
 uint32_t

@@ -480,8 +480,9 @@ START_TEST (test_full_invalidate)
   ck_assert_int_eq (cow_origin_pwrite (r.o, buf, 4096, 6 * 4096 + 2048,
                                        false), 0);
   memcpy (r.want_origin + 6 * 4096 + 2048, buf, 4096);
-  ck_assert (strstr (r.m.last_error, "the store is full: snapshot "
-                     "invalidated, origin writes go on") != NULL);
+  ck_assert (strstr (r.m.last_error, "the COW store is full (8 chunks of "
+                     "4096 bytes): origin writes go on and invalidate this "
+                     "snapshot (on-full=invalidate)") != NULL);
   errors = r.m.errors;
   /* Said once: later origin writes go on without a word. */
   for (unsigned c = 8; c < 12; c++) {
@@ -609,7 +610,8 @@ START_TEST (test_copy_enospc)
       uint8_t b;
 
       ck_assert_int_eq (cow_origin_pwrite (r.o, "x", 1, 5000, false), 0);
-      ck_assert (strstr (r.m.last_error, "snapshot invalidated") != NULL);
+      ck_assert (strstr (r.m.last_error, "No space left on device: origin "
+                         "writes go on and invalidate this snapshot") != NULL);
       ck_assert_int_eq (cow_snapshot_pread (r.s[0], &b, 1, 0), -EIO);
     }
     rig_free (&r);
