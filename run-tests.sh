@@ -16,7 +16,7 @@
 # counts; the exit status is 0 only if every stage passed.
 #
 # Environment:
-#   SNAPCOW_STAGE_TIMEOUT  seconds each stage may take (default 1500), so
+#   SNAPCOW_STAGE_TIMEOUT  seconds each stage may take (default 2400), so
 #                          a hung test still ends with its logs printed.
 set -uo pipefail
 
@@ -26,7 +26,7 @@ export PATH=/usr/bin:$PATH
 top=$(cd "$(dirname "$0")" && pwd)
 cd "$top"
 jobs=$(nproc)
-stage_timeout=${SNAPCOW_STAGE_TIMEOUT:-1500}
+stage_timeout=${SNAPCOW_STAGE_TIMEOUT:-2400}
 
 ./install-deps.sh || exit 1
 
