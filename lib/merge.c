@@ -435,10 +435,19 @@ cow_merge_step (struct cow_merge *m, uint64_t budget,
       done = true;
       break;
     }
-    r = cow_merge_copy (m, &run, progress, opaque);
+    bytes += run.chunks << m->s->chunk_shift;
+  }
+  /* Copy the step's runs in the order of the records, the reverse of
+   * the order they were prepared in: their COW chunks then come in
+   * ascending order, which the store's readahead follows, where going
+   * backwards through a store of scattered runs reads it a chunk at a
+   * time.  The order of the copies within a step does not matter to a
+   * crash: the commit syncs the origin before it clears any record.
+   */
+  for (size_t i = m->nr_runs; i-- > 0; ) {
+    r = cow_merge_copy (m, &m->runs[i], progress, opaque);
     if (r < 0)
       return r;
-    bytes += run.chunks << m->s->chunk_shift;
   }
   records = m->prepared;
   r = cow_merge_commit (m);
