@@ -337,27 +337,6 @@ cow_merging_get_status (struct cow_merging *mg, struct cow_merging_status *st)
 
 /* The I/O of the view. */
 
-static int
-check_range (const struct cow_store *s, uint64_t count, uint64_t offset)
-{
-  if (offset > s->origin_size || count > s->origin_size - offset)
-    return store_error (s, EINVAL, "request of %" PRIu64 " bytes at %"
-                        PRIu64 " is past the end of the snapshot (%" PRIu64
-                        " bytes)", count, offset, s->origin_size);
-  return 0;
-}
-
-static int
-io_failed (const struct cow_store *s, int r, const char *what,
-           const struct cow_io *io, uint64_t offset)
-{
-  if (io == s->origin)
-    return origin_error (s, -r, "%s the origin at offset %" PRIu64 ": %s",
-                         what, offset, cow_strerror (-r));
-  return store_error (s, -r, "%s the COW store at offset %" PRIu64 ": %s",
-                      what, offset, cow_strerror (-r));
-}
-
 /* The part of a request within one chunk, and where it lives now. */
 struct piece {
   chunk_t chunk;
@@ -411,7 +390,7 @@ cow_merging_pread (struct cow_merging *mg, void *buf, uint32_t count,
   struct cow_store *s = mg->s;
   bool shared = merging (mg);
   char *p = buf;
-  int r = check_range (s, count, offset);
+  int r = store_check_range (s, count, offset);
 
   if (shared)
     pthread_rwlock_rdlock (&mg->view_lock);
@@ -421,7 +400,7 @@ cow_merging_pread (struct cow_merging *mg, void *buf, uint32_t count,
 
     r = cow_io_pread (io, p, run.n, run.at);
     if (r < 0)
-      r = io_failed (s, r, "cannot read", io, run.at);
+      r = store_io_error (s, r, "cannot read", io, run.at);
     p += run.n;
     offset += run.n;
     count -= run.n;
@@ -457,7 +436,8 @@ write_io (struct cow_store *s, struct cow_io *io, const struct fill *f,
     }
   }
   if (r < 0)
-    return io_failed (s, r, f->buf ? "cannot write" : "cannot zero", io, at);
+    return store_io_error (s, r, f->buf ? "cannot write" : "cannot zero",
+                           io, at);
   return 0;
 }
 
@@ -490,7 +470,7 @@ change (struct cow_merging *mg, const struct fill *fill, uint32_t count,
 {
   struct cow_store *s = mg->s;
   struct fill f = *fill;
-  int r = check_range (s, count, offset);
+  int r = store_check_range (s, count, offset);
 
   if (r == 0 && s->readonly)
     r = store_error (s, EROFS, "the snapshot is read-only");
@@ -541,7 +521,7 @@ int
 cow_merging_trim (struct cow_merging *mg, uint32_t count, uint64_t offset,
                   bool fua)
 {
-  int r = check_range (mg->s, count, offset);
+  int r = store_check_range (mg->s, count, offset);
 
   if (r == 0 && mg->s->readonly)
     r = store_error (mg->s, EROFS, "the snapshot is read-only");
@@ -574,7 +554,7 @@ int
 cow_merging_cache (struct cow_merging *mg, uint32_t count, uint64_t offset)
 {
   struct cow_store *s = mg->s;
-  int r = check_range (s, count, offset);
+  int r = store_check_range (s, count, offset);
 
   while (r == 0 && count > 0) {
     struct piece run = run_at (s, offset, count);
@@ -583,7 +563,7 @@ cow_merging_cache (struct cow_merging *mg, uint32_t count, uint64_t offset)
     if (io->ops->cache) {
       r = io->ops->cache (io, run.at, run.n);
       if (r < 0)
-        r = io_failed (s, r, "cannot prefetch", io, run.at);
+        r = store_io_error (s, r, "cannot prefetch", io, run.at);
     }
     offset += run.n;
     count -= run.n;
@@ -602,7 +582,7 @@ cow_merging_extents (struct cow_merging *mg, uint32_t count, uint64_t offset,
 {
   struct cow_store *s = mg->s;
   bool shared = merging (mg);
-  int r = check_range (s, count, offset);
+  int r = store_check_range (s, count, offset);
 
   /* As a read: the last step must not punch a COW chunk between the
    * lookup and its block status, or its data would show as a hole.

@@ -82,31 +82,6 @@ run_length (const struct cow_store *s, uint64_t offset, uint64_t count,
   return n;
 }
 
-static int
-check_range (const struct cow_store *s, uint64_t count, uint64_t offset)
-{
-  if (offset > s->origin_size || count > s->origin_size - offset)
-    return store_error (s, EINVAL, "request of %" PRIu64 " bytes at %"
-                        PRIu64 " is past the end of the snapshot (%" PRIu64
-                        " bytes)", count, offset, s->origin_size);
-  return 0;
-}
-
-static int
-io_failed (const struct cow_store *s, int r, const char *what,
-           const struct cow_io *io, uint64_t offset)
-{
-  /* A failed origin read is the origin's fault: name it, not the
-   * store.  This is the only message for the request; the origin's
-   * backend reports nothing at error level itself.
-   */
-  if (io == s->origin)
-    return origin_error (s, -r, "%s the origin at offset %" PRIu64 ": %s",
-                         what, offset, cow_strerror (-r));
-  return store_error (s, -r, "%s the COW store at offset %" PRIu64 ": %s",
-                      what, offset, cow_strerror (-r));
-}
-
 /* Where the data of a run of chunks lives: their COW chunks (mapped),
  * contiguous in the store, or the origin.
  */
@@ -168,7 +143,7 @@ read_tracked (struct cow_store *s, char *p, uint64_t count, uint64_t offset)
 
       r = cow_io_pread (run.io, p, run.n, run.at);
       if (r < 0)
-        r = io_failed (s, r, "cannot read", run.io, run.at);
+        r = store_io_error (s, r, "cannot read", run.io, run.at);
       p += run.n;
       offset += run.n;
       count -= run.n;
@@ -184,7 +159,7 @@ cow_snapshot_pread (struct cow_store *s, void *buf, uint32_t count,
                     uint64_t offset)
 {
   char *p = buf;
-  int r = check_valid (s) ?: check_range (s, count, offset);
+  int r = check_valid (s) ?: store_check_range (s, count, offset);
 
   while (r == 0 && count > 0) {
     struct run run = run_at (s, offset, count);
@@ -200,7 +175,7 @@ cow_snapshot_pread (struct cow_store *s, void *buf, uint32_t count,
     }
     r = cow_io_pread (run.io, p, run.n, run.at);
     if (r < 0)
-      return io_failed (s, r, "cannot read", run.io, run.at);
+      return store_io_error (s, r, "cannot read", run.io, run.at);
     p += run.n;
     offset += run.n;
     count -= run.n;
@@ -218,7 +193,7 @@ write_cow (struct cow_store *s, const void *buf, uint64_t n, uint64_t at)
     return store_full_error (s, "cannot write the COW store at offset %"
                              PRIu64 ": %s", at, cow_strerror (-r));
   if (r < 0)
-    return io_failed (s, r, "cannot write", s->cow, at);
+    return store_io_error (s, r, "cannot write", s->cow, at);
   store_note_write (s);
   return 0;
 }
@@ -243,7 +218,7 @@ zero_cow (struct cow_store *s, uint64_t n, uint64_t at)
   }
   r = s->cow->ops->punch (s->cow, at, n);
   if (r < 0)
-    return io_failed (s, r, "cannot zero", s->cow, at);
+    return store_io_error (s, r, "cannot zero", s->cow, at);
   store_note_write (s);
   return 0;
 }
@@ -288,7 +263,7 @@ write_cowv (struct cow_store *s, const struct iovec *iov, int iovcnt,
       return store_full_error (s, "cannot write the COW store at offset %"
                                PRIu64 ": %s", at, cow_strerror (-r));
     if (r < 0)
-      return io_failed (s, r, "cannot write", s->cow, at);
+      return store_io_error (s, r, "cannot write", s->cow, at);
     store_note_write (s);
     return 0;
   }
@@ -482,8 +457,8 @@ copy_run (struct cow_store *s, uint64_t offset, uint64_t count,
       r = cow_io_pread (s->origin, origin_bytes, head,
                         chunk_offset (s, first));
       if (r < 0) {
-        r = io_failed (s, r, "cannot read", s->origin,
-                       chunk_offset (s, first));
+        r = store_io_error (s, r, "cannot read", s->origin,
+                            chunk_offset (s, first));
         goto out;
       }
     }
@@ -492,7 +467,7 @@ copy_run (struct cow_store *s, uint64_t offset, uint64_t count,
 
       r = cow_io_pread (s->origin, origin_bytes + n_read - tail, tail, from);
       if (r < 0) {
-        r = io_failed (s, r, "cannot read", s->origin, from);
+        r = store_io_error (s, r, "cannot read", s->origin, from);
         goto out;
       }
     }
@@ -580,7 +555,7 @@ cow_snapshot_pwrite (struct cow_store *s, const void *buf, uint32_t count,
                      uint64_t offset, bool fua)
 {
   const char *p = buf;
-  int r = check_writable (s) ?: check_range (s, count, offset);
+  int r = check_writable (s) ?: store_check_range (s, count, offset);
   bool copied = false;
 
   while (r == 0 && count > 0) {
@@ -644,7 +619,7 @@ int
 cow_snapshot_zero (struct cow_store *s, uint32_t count, uint64_t offset,
                    bool fua, bool fast)
 {
-  int r = check_writable (s) ?: check_range (s, count, offset);
+  int r = check_writable (s) ?: store_check_range (s, count, offset);
   bool copied = false;
 
   if (r == 0 && fast && zero_needs_copy (s, count, offset)) {
@@ -719,7 +694,7 @@ int
 cow_snapshot_trim (struct cow_store *s, uint32_t count, uint64_t offset,
                    bool fua)
 {
-  int r = check_writable (s) ?: check_range (s, count, offset);
+  int r = check_writable (s) ?: store_check_range (s, count, offset);
   bool released = false;
 
   while (r == 0 && count > 0) {
@@ -738,7 +713,7 @@ cow_snapshot_trim (struct cow_store *s, uint32_t count, uint64_t offset,
 int
 cow_snapshot_cache (struct cow_store *s, uint32_t count, uint64_t offset)
 {
-  int r = check_valid (s) ?: check_range (s, count, offset);
+  int r = check_valid (s) ?: store_check_range (s, count, offset);
 
   if (s->cow->ops->cache == NULL && s->origin->ops->cache == NULL)
     return r;
@@ -748,7 +723,7 @@ cow_snapshot_cache (struct cow_store *s, uint32_t count, uint64_t offset)
     if (run.io->ops->cache) {
       r = run.io->ops->cache (run.io, run.at, run.n);
       if (r < 0)
-        return io_failed (s, r, "cannot prefetch", run.io, run.at);
+        return store_io_error (s, r, "cannot prefetch", run.io, run.at);
     }
     offset += run.n;
     count -= run.n;
@@ -760,7 +735,7 @@ int
 cow_snapshot_extents (struct cow_store *s, uint32_t count, uint64_t offset,
                       cow_extent_fn add, void *opaque)
 {
-  int r = check_valid (s) ?: check_range (s, count, offset);
+  int r = check_valid (s) ?: store_check_range (s, count, offset);
 
   while (r == 0 && count > 0) {
     struct run run = run_at (s, offset, count);
@@ -770,8 +745,8 @@ cow_snapshot_extents (struct cow_store *s, uint32_t count, uint64_t offset,
     if (run.io->ops->extent) {
       r = run.io->ops->extent (run.io, run.at, run.n, &len, &hole);
       if (r < 0)
-        return io_failed (s, r, "cannot get block status of", run.io,
-                          run.at);
+        return store_io_error (s, r, "cannot get block status of",
+                               run.io, run.at);
       if (len == 0 || len > run.n)
         len = run.n;
     }

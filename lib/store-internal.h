@@ -148,6 +148,16 @@ extern int store_error (const struct cow_store *s, int err,
 extern int origin_error (const struct cow_store *s, int err,
                          const char *fs, ...)
   __attribute__ ((format (printf, 3, 4)));
+/* For the request paths (snapshot.c, merge-online.c): -EINVAL, said,
+ * for a range past the end of the snapshot; and the one message for a
+ * failed backend call r on io at offset ("cannot read the origin at
+ * offset N: ..." or "... the COW store ..."), returning r.
+ */
+extern int store_check_range (const struct cow_store *s, uint64_t count,
+                              uint64_t offset);
+extern int store_io_error (const struct cow_store *s, int r,
+                           const char *what, const struct cow_io *io,
+                           uint64_t offset);
 
 static inline uint64_t
 chunk_offset (const struct cow_store *s, chunk_t chunk)

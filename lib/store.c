@@ -79,6 +79,32 @@ origin_error (const struct cow_store *s, int err, const char *fs, ...)
   return -err;
 }
 
+int
+store_check_range (const struct cow_store *s, uint64_t count,
+                   uint64_t offset)
+{
+  if (offset > s->origin_size || count > s->origin_size - offset)
+    return store_error (s, EINVAL, "request of %" PRIu64 " bytes at %"
+                        PRIu64 " is past the end of the snapshot (%" PRIu64
+                        " bytes)", count, offset, s->origin_size);
+  return 0;
+}
+
+int
+store_io_error (const struct cow_store *s, int r, const char *what,
+                const struct cow_io *io, uint64_t offset)
+{
+  /* A failed origin read is the origin's fault: name it, not the
+   * store.  This is the only message for the request; the origin's
+   * backend reports nothing at error level itself.
+   */
+  if (io == s->origin)
+    return origin_error (s, -r, "%s the origin at offset %" PRIu64 ": %s",
+                         what, offset, cow_strerror (-r));
+  return store_error (s, -r, "%s the COW store at offset %" PRIu64 ": %s",
+                      what, offset, cow_strerror (-r));
+}
+
 /* Write chunk 0 as a header followed by zeroes, then sync. */
 static int
 write_header (struct cow_store *s, uint32_t valid)
