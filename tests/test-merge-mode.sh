@@ -89,17 +89,10 @@ wait_merged ()
     return 1
 }
 
-# refused MESSAGE ARGS...: nbdkit refuses to start, in one error line
-# that holds MESSAGE.
+# refused MESSAGE ARGS...: expect_refusal of the plugin with ARGS.
 refused ()
 {
-    local msg="$1" status=0
-    shift
-    nbdkit_fails $d/err -U $d/sock2 $P "$@" || status=$?
-    cat $d/err
-    test $status -ne 0 && test $status -ne 124
-    grep -F -- "$msg" $d/err | grep -q 'error:'
-    test "$(grep -c 'error:' $d/err)" = 1
+    expect_refusal "$1" $P "${@:2}"
 }
 
 head -c $SIZE /dev/urandom > $d/origin0

@@ -20,25 +20,6 @@ printf 'origin data' | dd of=$d/origin conv=notrunc status=none
 mkdir $d/dir
 ln -s $d/nowhere $d/dangling
 
-# expect_fail MESSAGE NBDKIT-ARGS...: nbdkit must exit non-zero before
-# serving, with an error line that contains MESSAGE.
-expect_fail ()
-{
-    local msg="$1" status=0
-    shift
-    rm -f $d/err $d/sock2
-    nbdkit_fails $d/err -U $d/sock2 "$@" || status=$?
-    cat $d/err
-    if [ $status -eq 0 ] || [ $status -eq 124 ]; then
-        echo "$0: nbdkit $*: expected a failure, got exit status $status"
-        exit 1
-    fi
-    if ! grep -F -- "$msg" $d/err | grep -q "error:"; then
-        echo "$0: nbdkit $*: expected the message: $msg"
-        exit 1
-    fi
-}
-
 expect_fail "the origin parameter is missing" $P cow=$d/cow
 expect_fail "the cow parameter is missing" $P $d/origin
 expect_fail "the cow parameter is missing" $P origin=$d/origin

@@ -24,26 +24,11 @@ P="$SNAPCOW_PLUGIN"
 truncate -s 1M $d/origin
 printf 'origin data' | dd of=$d/origin conv=notrunc status=none
 
-expect_fail ()
-{
-    local msg="$1" status=0
-    shift
-    rm -f $d/err $d/sock2
-    nbdkit_fails $d/err -U $d/sock2 "$@" || status=$?
-    cat $d/err
-    if [ $status -eq 0 ] || [ $status -eq 124 ]; then
-        echo "$0: nbdkit $*: expected a failure, got exit status $status"
-        exit 1
-    fi
-    grep -F -- "$msg" $d/err | grep -q "error:"
-    test "$(grep -c 'error:' $d/err)" = 1
-}
-
 # 1. The store's directory does not exist, or is a file.
-expect_fail "cow=$d/nodir/cow: cannot create the store: the directory $d/nodir: No such file or directory" \
+expect_refusal "cow=$d/nodir/cow: cannot create the store: the directory $d/nodir: No such file or directory" \
             $P $d/origin cow=$d/nodir/cow
 touch $d/file
-expect_fail "cow=$d/file/cow: cannot create the store: $d/file is not a directory" \
+expect_refusal "cow=$d/file/cow: cannot create the store: $d/file is not a directory" \
             $P $d/origin cow=$d/file/cow
 
 # 2. The store's directory cannot be written: a read-only mount for
@@ -52,14 +37,14 @@ mkdir $d/ro
 if [ "$(id -u)" = 0 ]; then
     if mount -t tmpfs -o ro,size=1m tmpfs $d/ro 2>/dev/null; then
         cleanup_fn umount $d/ro
-        expect_fail "cow=$d/ro/cow: cannot create the store in the directory $d/ro: Read-only file system" \
+        expect_refusal "cow=$d/ro/cow: cannot create the store in the directory $d/ro: Read-only file system" \
                     $P $d/origin cow=$d/ro/cow
     else
         echo "$0: cannot mount tmpfs: unwritable directory case skipped"
     fi
 else
     chmod 0555 $d/ro
-    expect_fail "cow=$d/ro/cow: cannot create the store in the directory $d/ro: Permission denied" \
+    expect_refusal "cow=$d/ro/cow: cannot create the store in the directory $d/ro: Permission denied" \
                 $P $d/origin cow=$d/ro/cow
 fi
 
