@@ -180,7 +180,7 @@ cow_merging_step (struct cow_merging *mg)
   bool last = false;
   int r = 0;
 
-  switch (mg->state) {
+  switch (atomic_load (&mg->state)) {
   case COW_MERGING_DONE:
     return 0;
   case COW_MERGING_FAILED:
