@@ -129,6 +129,19 @@ store_not_full (struct cow_store *s)
     atomic_store (&s->full_reported, false);
 }
 
+int
+store_cow_written (struct cow_store *s, int r, uint64_t at)
+{
+  /* A chunk trimmed earlier needs its space again. */
+  if (r == -ENOSPC)
+    return store_full_error (s, "cannot write the COW store at offset %"
+                             PRIu64 ": %s", at, cow_strerror (-r));
+  if (r < 0)
+    return store_io_error (s, r, "cannot write", s->cow, at);
+  store_note_write (s);
+  return 0;
+}
+
 void
 store_note_write (struct cow_store *s)
 {
@@ -154,35 +167,7 @@ int
 cow_store_add_exception (struct cow_store *s, chunk_t old_chunk,
                          chunk_t new_chunk)
 {
-  bool kick;
-  int r;
-
-  {
-    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
-    struct pending *p = &s->pending;
-
-    if (s->failed)
-      return store_failed_error (s, false);
-    if (p->len == p->cap) {
-      size_t cap = p->cap ? 2 * p->cap : 256;
-      struct core_exception *v = realloc (p->v, cap * sizeof *v);
-      if (v == NULL)
-        return store_error (s, ENOMEM, "out of memory");
-      p->v = v;
-      p->cap = cap;
-    }
-    r = table_insert_locked (&s->table, old_chunk, new_chunk);
-    if (r < 0)
-      return store_error (s, -r, "cannot add the exception for chunk %"
-                          PRIu64 ": %s", old_chunk, cow_strerror (-r));
-    p->v[p->len++] = (struct core_exception) { old_chunk, new_chunk };
-    s->records++;
-    kick = want_background_locked (s);
-  }
-  store_note_write (s);
-  if (kick)
-    kick_background (s);
-  return 0;
+  return store_add_exceptions (s, &old_chunk, &new_chunk, 1);
 }
 
 /* The records of a write over several new chunks (snapshot.c), under

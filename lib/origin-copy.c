@@ -202,14 +202,10 @@ flush_run (struct cow_store *s, const struct copy_run *run,
 
   if (run->n == 0)
     return 0;
-  r = cow_io_pwrite (s->cow, buf + (from - lo), len, at);
-  if (r == -ENOSPC)
-    return store_full_error (s, "cannot write the COW store at offset %"
-                             PRIu64 ": %s", at, cow_strerror (-r));
+  r = store_cow_written (s, cow_io_pwrite (s->cow, buf + (from - lo), len,
+                                           at), at);
   if (r < 0)
-    return store_error (s, -r, "cannot write the COW store at offset %"
-                        PRIu64 ": %s", at, cow_strerror (-r));
-  store_note_write (s);
+    return r;
   for (chunk_t k = 0; k < run->n; k++) {
     r = cow_store_add_exception (s, run->old + k, run->new + k);
     if (r < 0)

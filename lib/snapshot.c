@@ -186,16 +186,7 @@ cow_snapshot_pread (struct cow_store *s, void *buf, uint32_t count,
 static int
 write_cow (struct cow_store *s, const void *buf, uint64_t n, uint64_t at)
 {
-  int r = cow_io_pwrite (s->cow, buf, n, at);
-
-  /* A chunk trimmed earlier needs its space again. */
-  if (r == -ENOSPC)
-    return store_full_error (s, "cannot write the COW store at offset %"
-                             PRIu64 ": %s", at, cow_strerror (-r));
-  if (r < 0)
-    return store_io_error (s, r, "cannot write", s->cow, at);
-  store_note_write (s);
-  return 0;
+  return store_cow_written (s, cow_io_pwrite (s->cow, buf, n, at), at);
 }
 
 /* Make the range zero in the COW device: punch where the backend can,
@@ -253,20 +244,12 @@ write_cowv (struct cow_store *s, const struct iovec *iov, int iovcnt,
 {
   CLEANUP_FREE char *tmp = NULL;
   uint64_t n = 0;
-  int r;
 
   if (iovcnt == 1)
     return write_cow (s, iov[0].iov_base, iov[0].iov_len, at);
-  if (s->cow->ops->pwritev) {
-    r = s->cow->ops->pwritev (s->cow, iov, iovcnt, at);
-    if (r == -ENOSPC)
-      return store_full_error (s, "cannot write the COW store at offset %"
-                               PRIu64 ": %s", at, cow_strerror (-r));
-    if (r < 0)
-      return store_io_error (s, r, "cannot write", s->cow, at);
-    store_note_write (s);
-    return 0;
-  }
+  if (s->cow->ops->pwritev)
+    return store_cow_written (s, s->cow->ops->pwritev (s->cow, iov, iovcnt,
+                                                       at), at);
   for (int i = 0; i < iovcnt; i++)
     n += iov[i].iov_len;
   tmp = malloc (n);
@@ -515,8 +498,7 @@ copy_run (struct cow_store *s, uint64_t offset, uint64_t count,
   }
   /* On an error the chunks leak: no record points at them. */
   if (r == 0)
-    r = got == 1 ? cow_store_add_exception (s, old[0], nc[0])
-      : store_add_exceptions (s, old, nc, got);
+    r = store_add_exceptions (s, old, nc, got);
   if (r == 0) {
     *done = end - offset;
     *added = true;

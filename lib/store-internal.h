@@ -193,6 +193,12 @@ extern int store_allocate_chunks (struct cow_store *s, size_t n,
 
 /* commit.c */
 extern void store_note_write (struct cow_store *s);
+/* After a write of data into the COW device at byte `at` that returned
+ * r: a full device is store_full_error, another failure the one
+ * message for it, and a success is noted for the next commit.  Returns
+ * r (0 on success).
+ */
+extern int store_cow_written (struct cow_store *s, int r, uint64_t at);
 /* The background committer's state, from cow_store_open; stop (and
  * join) it, and log the commit counters, before the store is freed.
  */
