@@ -438,6 +438,7 @@ commit_round (struct cow_store *s, uint64_t *served)
      */
     if (nprep > 0)
       restore_area (s, &st, saved_area);
+    s->commit_short_of_space = true;
     return requeue (s, &batch, nprep, true) ?: r;
   }
   if (r < 0) {
@@ -451,7 +452,14 @@ commit_round (struct cow_store *s, uint64_t *served)
     return r;
   }
   s->writes_synced = writes;
-  store_not_full (s);
+  /* The spell of "no space" that a commit met is over; a commit that
+   * met none says nothing about whether the store is full (an
+   * allocation does, alloc.c).
+   */
+  if (s->commit_short_of_space) {
+    s->commit_short_of_space = false;
+    store_not_full (s);
+  }
   if (batch.len == nprep) {
     free (batch.v);
     *served = covers;

@@ -116,7 +116,8 @@ origin_hold_init (const struct cow_origin *o, struct origin_hold *hold)
 
   hold->sets = malloc (n * sizeof *hold->sets);
   hold->held = calloc (n, sizeof *hold->held);
-  if (hold->sets == NULL || hold->held == NULL) {
+  hold->want = calloc (n, sizeof *hold->want);
+  if (hold->sets == NULL || hold->held == NULL || hold->want == NULL) {
     origin_hold_free (hold);
     origin_message (o, COW_MSG_ERROR, "out of memory");
     return -ENOMEM;
@@ -129,8 +130,10 @@ origin_hold_free (struct origin_hold *hold)
 {
   free (hold->sets);
   free (hold->held);
+  free (hold->want);
   hold->sets = NULL;
   hold->held = NULL;
+  hold->want = NULL;
 }
 
 void
@@ -329,19 +332,15 @@ copy_all (struct cow_origin *o, struct origin_hold *hold, uint64_t offset,
 }
 
 int
-origin_prepare (struct cow_origin *o, uint64_t offset, uint64_t count,
-                struct origin_hold *hold)
+origin_copy (struct cow_origin *o, uint64_t offset, uint64_t count,
+             struct origin_hold *hold)
 {
-  CLEANUP_FREE bool *want = NULL;
+  bool *want = hold->want;
   int r = 0;
 
+  memset (want, 0, o->nr_stores * sizeof *want);
   if (o->nr_stores == 0 || count == 0)
     return 0;
-  want = calloc (o->nr_stores, sizeof *want);
-  if (want == NULL) {
-    origin_message (o, COW_MSG_ERROR, "out of memory");
-    return -ENOMEM;
-  }
 
   /* Lock, store by store, each store that has a chunk to copy. */
   for (size_t i = 0; r == 0 && i < o->nr_stores; i++) {
@@ -363,8 +362,8 @@ origin_prepare (struct cow_origin *o, uint64_t offset, uint64_t count,
   if (r == 0)
     r = copy_all (o, hold, offset, count, want);
 
-  /* Records that others added, and copies of ours, durable.  A store
-   * found invalid is skipped once its header says so on disk.
+  /* Records that others added, and copies of ours, must be durable.  A
+   * store found invalid is skipped once its header says so on disk.
    */
   for (size_t i = 0; r == 0 && i < o->nr_stores; i++) {
     int ru;
@@ -377,12 +376,31 @@ origin_prepare (struct cow_origin *o, uint64_t offset, uint64_t count,
     else if (ru > 0 && !store_all_durable (o->st[i].s))
       want[i] = true;
   }
-  if (r == 0)
-    r = origin_commit_stores (o, want);
-  /* A store that failed meanwhile must not see the origin change. */
+  if (r < 0)
+    origin_unhold (o, hold);
+  return r;
+}
+
+int
+origin_commit_for_change (struct cow_origin *o, const bool *want)
+{
+  int r = origin_commit_stores (o, want);
+
   for (size_t i = 0; r == 0 && i < o->nr_stores; i++)
     if (o->st[i].s->failed)
       r = origin_store_usable (o, i);
+  return r;
+}
+
+int
+origin_prepare (struct cow_origin *o, uint64_t offset, uint64_t count,
+                struct origin_hold *hold)
+{
+  int r = origin_copy (o, offset, count, hold);
+
+  if (r < 0)
+    return r;
+  r = origin_commit_for_change (o, hold->want);
   if (r < 0)
     origin_unhold (o, hold);
   return r;

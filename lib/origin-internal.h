@@ -6,7 +6,8 @@
  * Locks, outermost first:
  *   chunk locks      each store's, taken as sets (chunk-lock.h), store by
  *                    store in index order; held from the copy until the
- *                    origin write is issued.
+ *                    origin write is issued, or queued (origin-defer.c).
+ *   defer.lock       the queue of deferred origin writes (origin-defer.c).
  *   c->lock          one committer's request counters (origin-commit.c).
  *   the stores' own locks (store-internal.h).
  */
@@ -49,6 +50,28 @@ struct origin_store {
                                  * in the writer's own thread */
 };
 
+/* Origin writes waiting for their copies' commit (origin-defer.c). */
+#define DEFER_SLOTS_SHIFT 14
+struct deferred;
+struct origin_defer {
+  pthread_mutex_t lock;
+  pthread_cond_t queued;        /* an entry was queued, or stop */
+  pthread_cond_t retired;       /* entries were written, or an error */
+  struct deferred *head, *tail; /* FIFO, oldest first */
+  uint64_t next_seq;            /* of the next entry queued */
+  uint64_t retired_seq;         /* every entry before it is written */
+  uint64_t bytes;               /* of data queued */
+  size_t entries;
+  unsigned waiters;             /* threads waiting for entries to go */
+  int error;                    /* sticky: a batch could not be written */
+  bool stop;
+  bool started;
+  pthread_t thread;
+  bool *want;                   /* the applier's: stores to commit */
+  /* Queued entries per 64K granule of the origin, hashed. */
+  uint16_t slots[1u << DEFER_SLOTS_SHIFT];
+};
+
 struct cow_origin {
   struct cow_io *io;
   uint64_t size;                /* bytes */
@@ -61,6 +84,8 @@ struct cow_origin {
   const char *origin_name;
   pthread_mutex_t start_lock;   /* starting the committer threads */
   bool committers_started;
+  bool defer_writes;            /* cow_origin_params.defer_writes */
+  struct origin_defer defer;
 };
 
 /* origin.c */
@@ -81,12 +106,25 @@ extern int origin_io_error (const struct cow_origin *o, int r,
 struct origin_hold {
   struct chunk_lock_set *sets;  /* one per store */
   bool *held;                   /* sets[i] is locked */
+  bool *want;                   /* store i must commit (origin_copy) */
 };
 extern int origin_hold_init (const struct cow_origin *o,
                              struct origin_hold *hold);
 extern void origin_hold_free (struct origin_hold *hold);
 extern int origin_prepare (struct cow_origin *o, uint64_t offset,
                            uint64_t count, struct origin_hold *hold);
+/* The copying half of origin_prepare: on success the locks are held and
+ * hold->want[i] says whether store i must commit before the origin may
+ * change.
+ */
+extern int origin_copy (struct cow_origin *o, uint64_t offset,
+                        uint64_t count, struct origin_hold *hold);
+/* Commit the stores flagged in want[] (origin_commit_stores), then
+ * check that none has failed meanwhile: a store that failed must not
+ * see the origin change.
+ */
+extern int origin_commit_for_change (struct cow_origin *o,
+                                     const bool *want);
 extern void origin_unhold (struct cow_origin *o, struct origin_hold *hold);
 /* True if some usable store has no exception for a chunk of the range
  * (lock-free; for the fast-zero check).
@@ -117,5 +155,27 @@ extern int origin_commit_stores (struct cow_origin *o, const bool *want);
  * origin write.
  */
 extern bool store_all_durable (struct cow_store *s);
+
+/* origin-defer.c */
+extern void defer_init (struct origin_defer *d);
+/* Write every queued entry into the origin, then stop the applier. */
+extern void defer_stop (struct cow_origin *o);
+/* Called after origin_copy with the locks held.  If need_commit, or if
+ * the range overlaps a queued write, queue the write (copying buf) and
+ * set *deferred; else leave the write to the caller.  Returns the
+ * sticky error of a failed batch, or -ENOMEM.
+ */
+extern int defer_write (struct cow_origin *o, const char *buf,
+                        uint32_t count, uint64_t offset, bool need_commit,
+                        bool *deferred);
+/* Wait until every write queued so far is in the origin; or only if
+ * the range overlaps one.  Return the sticky error, if any.
+ */
+extern int defer_drain (struct cow_origin *o);
+extern int defer_drain_overlap (struct cow_origin *o, uint64_t offset,
+                                uint64_t count);
+/* Read the origin with the queued writes over it. */
+extern int defer_pread (struct cow_origin *o, char *buf, uint32_t count,
+                        uint64_t offset);
 
 #endif /* SNAPCOW_ORIGIN_INTERNAL_H */

@@ -9,6 +9,10 @@
  * large request needs a bounded buffer and no chunk of any store spans
  * two segments.  With FUA the origin is synced at the end.
  *
+ * With defer_writes, a write without FUA that needs a commit does not
+ * wait for it: origin-defer.c queues it once its copies are made, and
+ * reads, flushes and the other changes keep their order with it.
+ *
  * A store full, invalidated or failed: origin-copy.c, which applies the
  * on-full policy.  Each store keeps serving its snapshot through the
  * cow_snapshot_* calls (snapshot.c), which know of origin mode only
@@ -92,7 +96,9 @@ cow_origin_open (struct cow_io *io, struct cow_store *const *stores,
   o->message = params->message;
   o->message_opaque = params->message_opaque;
   o->origin_name = params->origin_name;
+  o->defer_writes = params->defer_writes;
   pthread_mutex_init (&o->start_lock, NULL);
+  defer_init (&o->defer);
 
   r = cow_io_get_size (io, &o->size);
   if (r < 0) {
@@ -132,6 +138,7 @@ cow_origin_open (struct cow_io *io, struct cow_store *const *stores,
   return 0;
 
  err:
+  defer_stop (o);
   pthread_mutex_destroy (&o->start_lock);
   free (o);
   return r;
@@ -142,6 +149,8 @@ cow_origin_close (struct cow_origin *o)
 {
   if (o == NULL)
     return;
+  /* The applier commits through the committers: it goes first. */
+  defer_stop (o);
   for (size_t i = 0; i < o->nr_stores; i++) {
     committer_stop (&o->st[i].committer);
     pthread_mutex_destroy (&o->st[i].inval_lock);
@@ -194,7 +203,8 @@ cow_origin_pread (struct cow_origin *o, void *buf, uint32_t count,
   int r = check_range (o, count, offset);
 
   if (r == 0 && count > 0) {
-    r = cow_io_pread (o->io, buf, count, offset);
+    r = o->defer_writes ? defer_pread (o, buf, count, offset)
+      : cow_io_pread (o->io, buf, count, offset);
     if (r < 0)
       return origin_io_error (o, r, "cannot read", offset);
   }
@@ -241,22 +251,55 @@ apply (struct cow_origin *o, enum change kind, const char *buf,
   return 0;
 }
 
+/* A segment of a write without FUA: copy, then queue the write if a
+ * commit must come first (or a queued write overlaps), else write it.
+ */
+static int
+write_deferred (struct cow_origin *o, const char *buf, uint64_t count,
+                uint64_t offset, struct origin_hold *hold)
+{
+  bool need_commit = false, deferred;
+  int r = origin_copy (o, offset, count, hold);
+
+  if (r < 0)
+    return r;
+  for (size_t i = 0; i < o->nr_stores; i++)
+    need_commit |= hold->want[i];
+  r = defer_write (o, buf, count, offset, need_commit, &deferred);
+  if (r == 0 && !deferred)
+    r = apply (o, CHANGE_WRITE, buf, count, offset);
+  origin_unhold (o, hold);
+  return r;
+}
+
 static int
 change (struct cow_origin *o, enum change kind, const char *buf,
         uint64_t count, uint64_t offset, bool fua)
 {
+  bool defer = o->defer_writes && kind == CHANGE_WRITE && !fua;
   struct origin_hold hold;
-  int r = origin_hold_init (o, &hold);
+  int r = 0;
 
+  /* What does not join the queue goes after what it overlaps there. */
+  if (o->defer_writes && !defer)
+    r = defer_drain_overlap (o, offset, count);
+  if (r == 0)
+    r = origin_hold_init (o, &hold);
+  if (r < 0)
+    return r;
   while (r == 0 && count > 0) {
     uint64_t seg = ORIGIN_SEGMENT - offset % ORIGIN_SEGMENT;
 
     if (seg > count)
       seg = count;
-    r = origin_prepare (o, offset, seg, &hold);
-    if (r == 0) {
-      r = apply (o, kind, buf, seg, offset);
-      origin_unhold (o, &hold);
+    if (defer)
+      r = write_deferred (o, buf, seg, offset, &hold);
+    else {
+      r = origin_prepare (o, offset, seg, &hold);
+      if (r == 0) {
+        r = apply (o, kind, buf, seg, offset);
+        origin_unhold (o, &hold);
+      }
     }
     if (buf)
       buf += seg;
@@ -318,6 +361,12 @@ cow_origin_flush (struct cow_origin *o)
   CLEANUP_FREE bool *want = NULL;
   int r = 0, rc;
 
+  /* Every write completed before the flush is in the origin first. */
+  if (o->defer_writes) {
+    r = defer_drain (o);
+    if (r < 0)
+      return r;
+  }
   if (!is_readonly (o)) {
     r = cow_io_sync (o->io);
     if (r < 0)
@@ -356,6 +405,9 @@ cow_origin_extents (struct cow_origin *o, uint32_t count, uint64_t offset,
 {
   int r = check_range (o, count, offset);
 
+  /* A queued write over a hole is not data in the origin yet. */
+  if (r == 0 && o->defer_writes)
+    r = defer_drain_overlap (o, offset, count);
   if (r == 0 && o->io->ops->extent == NULL && count > 0)
     return add (opaque, offset, count, false);
   while (r == 0 && count > 0) {

@@ -276,6 +276,14 @@ struct cow_origin_params {
    * once, as an error message) and the write goes on.
    */
   bool fail_write_when_full;
+  /* A write without FUA whose copies need a commit is queued once they
+   * are made, and written into the origin by a thread after the commit,
+   * so the client does not wait for the sync (origin-defer.c).  Reads,
+   * flushes and other changes keep their order with queued writes; a
+   * flush waits for them.  Default (false), as the kernel: each such
+   * write waits for its commit.
+   */
+  bool defer_writes;
   cow_msg_fn message;           /* may be NULL */
   void *message_opaque;
   const char *origin_name;      /* prefixes messages about the origin */

@@ -84,6 +84,10 @@ struct cow_store {
    * later ones go to the debug log (commit.c, store_full_error).
    */
   _Atomic bool full_reported;
+  /* A commit round found no space, and none has succeeded since (the
+   * committing thread's, commit.c).
+   */
+  bool commit_short_of_space;
   /* Origin mode: what a full store means for origin writes (the
    * on-full= policy, set by cow_origin_open), said in the same line
    * as the first "no space" error so that a full store is one line in

@@ -190,6 +190,20 @@ params_config (const char *key, const char *value)
     }
     return 0;
   }
+  if (strcmp (key, "origin-writes") == 0) {
+    if (strcmp (value, "deferred") == 0)
+      params.origin_writes_sync = false;
+    else if (strcmp (value, "synchronous") == 0)
+      params.origin_writes_sync = true;
+    else {
+      nbdkit_error ("origin-writes=%s: must be 'deferred' or 'synchronous'",
+                    value);
+      return -1;
+    }
+    params.origin_writes = params.origin_writes_sync ? "synchronous"
+      : "deferred";
+    return 0;
+  }
   if (strcmp (key, "merge-step") == 0) {
     int64_t r = nbdkit_parse_size (value);
     if (r == -1)
@@ -239,6 +253,11 @@ params_config_complete (void)
     nbdkit_error ("on-full=%s: only for mode=origin (a full store in "
                   "mode=%s is overflow=)", params.on_full,
                   mode_name (params.mode));
+    return -1;
+  }
+  if (params.mode != MODE_ORIGIN && params.origin_writes) {
+    nbdkit_error ("origin-writes=%s: only for mode=origin",
+                  params.origin_writes);
     return -1;
   }
   /* An origin write must not find a store gone invalid by a snapshot

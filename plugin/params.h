@@ -36,6 +36,8 @@ struct snapcow_params {
   bool invalidate_on_overflow;  /* overflow=invalidate */
   bool fail_write_when_full;    /* on-full=fail-write */
   const char *on_full;          /* as given, or NULL (origin mode only) */
+  bool origin_writes_sync;      /* origin-writes=synchronous */
+  const char *origin_writes;    /* as given, or NULL (origin mode only) */
   uint64_t merge_step;          /* merge-step=, or 0: lib/'s default */
 };
 
@@ -70,6 +72,11 @@ extern void params_free (void);
   "                     Origin mode, when a store has no room for the copy\n" \
   "                     an origin write needs: invalidate that snapshot and\n" \
   "                     write (default, as the kernel), or fail the write.\n" \
+  "origin-writes=deferred|synchronous\n" \
+  "                     Origin mode: a write that copied chunks returns\n" \
+  "                     once the copies are made and reaches the origin\n" \
+  "                     after their commit (default), or waits for the\n" \
+  "                     commit, as the kernel's origin writes do.\n" \
   "merge-step=SIZE      Merge mode: data merged per step, the longest a\n" \
   "                     write to a chunk being merged waits (default 4M).\n" \
   "commit=flush|copy    When new records are committed: at flush and FUA\n" \

@@ -445,6 +445,7 @@ open_cow_origin (void)
 {
   struct cow_origin_params p = {
     .fail_write_when_full = params.fail_write_when_full,
+    .defer_writes = !params.origin_writes_sync,
     .message = message,
     .origin_name = params.origin,
   };

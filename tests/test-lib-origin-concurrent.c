@@ -60,6 +60,15 @@ struct world {
 
 static struct world w;
 
+/* cow_origin_params.defer_writes: every test runs with each. */
+static bool defer_writes;
+
+static void
+set_deferred (void)
+{
+  defer_writes = true;
+}
+
 static void
 note_failure (const char *fs, ...)
   __attribute__ ((format (printf, 1, 2)));
@@ -270,7 +279,8 @@ reader_thread (void *arg)
 static void
 open_all (const uint32_t *cs)
 {
-  struct cow_origin_params op = { .message = NULL };
+  struct cow_origin_params op = { .message = NULL,
+                                  .defer_writes = defer_writes };
 
   for (size_t i = 0; i < w.n; i++) {
     struct cow_store_params p = { .chunk_sectors = cs[i],
@@ -427,6 +437,8 @@ START_TEST (test_single_copy)
     pthread_join (t[k], NULL);
   if (w.failures)
     ck_abort_msg ("%s", w.failure);
+  /* Deferred writes returned before their commit. */
+  ck_assert_int_eq (cow_origin_flush (w.o), 0);
   for (size_t i = 0; i < w.n; i++) {
     cow_store_usage (w.s[i], &u);
     ck_assert_uint_eq (u.records, SAME_CHUNKS);
@@ -481,7 +493,8 @@ full_thread (void *arg)
 START_TEST (test_full_concurrent)
 {
   static const uint32_t cs[] = { 8, 32 };
-  struct cow_origin_params op = { .message = msgs_fn,
+  struct cow_origin_params op = { .defer_writes = defer_writes,
+                                  .message = msgs_fn,
                                   .message_opaque = &full_msgs };
   pthread_t t[8];
   uint8_t *buf = malloc (SIZE);
@@ -651,7 +664,8 @@ group_thread (void *arg)
 START_TEST (test_shared_commits)
 {
   static const uint32_t cs[] = { 8, 8 };
-  struct cow_origin_params op = { .message = NULL };
+  struct cow_origin_params op = { .message = NULL,
+                                  .defer_writes = defer_writes };
   struct cow_io *mem[2];
   struct gate *g[2];
   pthread_t t[GROUP_WRITERS];
@@ -685,6 +699,7 @@ START_TEST (test_shared_commits)
     pthread_join (t[k], NULL);
   if (w.failures)
     ck_abort_msg ("%s", w.failure);
+  ck_assert_int_eq (cow_origin_flush (w.o), 0);
   for (size_t i = 0; i < 2; i++) {
     struct cow_usage u;
 
@@ -706,18 +721,28 @@ START_TEST (test_shared_commits)
 }
 END_TEST
 
-int
-main (void)
+static TCase *
+concurrent_tcase (const char *name, bool deferred)
 {
-  Suite *s = suite_create ("origin-concurrent");
-  TCase *tc = tcase_create ("concurrent");
+  TCase *tc = tcase_create (name);
 
+  if (deferred)
+    tcase_add_unchecked_fixture (tc, set_deferred, NULL);
   tcase_set_timeout (tc, 300);
   tcase_add_loop_test (tc, test_concurrent, 0,
                        sizeof configs / sizeof configs[0]);
   tcase_add_test (tc, test_single_copy);
   tcase_add_test (tc, test_full_concurrent);
   tcase_add_test (tc, test_shared_commits);
-  suite_add_tcase (s, tc);
+  return tc;
+}
+
+int
+main (void)
+{
+  Suite *s = suite_create ("origin-concurrent");
+
+  suite_add_tcase (s, concurrent_tcase ("synchronous", false));
+  suite_add_tcase (s, concurrent_tcase ("deferred", true));
   return run_suite (s);
 }

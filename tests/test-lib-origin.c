@@ -37,6 +37,17 @@
 
 static uint64_t rng;
 
+/* cow_origin_params.defer_writes for every origin a test opens: the
+ * tests run once with each (the "deferred" test case sets it).
+ */
+static bool defer_writes;
+
+static void
+set_deferred (void)
+{
+  defer_writes = true;
+}
+
 static uint64_t
 next_rand (void)
 {
@@ -83,6 +94,7 @@ open_origin (struct rig *r, bool fail_write_when_full)
 {
   struct cow_origin_params op = {
     .fail_write_when_full = fail_write_when_full,
+    .defer_writes = defer_writes,
     .message = msgs_fn, .message_opaque = &r->m,
   };
 
@@ -272,7 +284,10 @@ START_TEST (test_edges)
   ck_assert_int_eq (cow_origin_pwrite (r.o, buf, 1536, 1u << 20, true), 0);
   memset (r.want_origin + (1u << 20), 'q', 1536);
   check_views (&r, "last partial chunk");
-  /* One record per store for the last chunk, copied once. */
+  /* One record per store for the last chunk, copied once.  (A deferred
+   * write returned before its commit.)
+   */
+  ck_assert_int_eq (cow_origin_flush (r.o), 0);
   for (size_t i = 0; i < 3; i++) {
     cow_store_usage (r.s[i], &u);
     ck_assert_uint_eq (u.records, 1);
@@ -282,6 +297,7 @@ START_TEST (test_edges)
   ck_assert_int_eq (cow_origin_pwrite (r.o, buf, BYTES_SIZE, 0, false), 0);
   memset (r.want_origin, 'w', BYTES_SIZE);
   check_views (&r, "everything");
+  ck_assert_int_eq (cow_origin_flush (r.o), 0);
   for (size_t i = 0; i < 3; i++) {
     uint64_t chunk = cs[i] * 512u;
 
@@ -373,7 +389,8 @@ START_TEST (test_refuse)
   struct cow_store *s;
   struct cow_origin *o;
   struct cow_store_params p;
-  struct cow_origin_params op = { .message = msgs_fn, .message_opaque = &m };
+  struct cow_origin_params op = { .message = msgs_fn, .message_opaque = &m,
+                                  .defer_writes = defer_writes };
 
   msgs_init (&m);
   p = params_for (&m, 8);
@@ -569,7 +586,22 @@ START_TEST (test_failed_store)
   check_views (&r, "after a failed origin read");
 
   cow_io_mem_fail (r.cow[1], "sync", 1, EIO, false);
-  ck_assert_int_eq (cow_origin_pwrite (r.o, "c", 1, 131072, false), -EIO);
+  if (!defer_writes)
+    ck_assert_int_eq (cow_origin_pwrite (r.o, "c", 1, 131072, false), -EIO);
+  else {
+    /* Queued: the failure comes back from the flush.  The write stays
+     * visible in the origin's view but never reaches the origin.
+     */
+    const uint8_t *d;
+    size_t size;
+
+    ck_assert_int_eq (cow_origin_pwrite (r.o, "c", 1, 131072, false), 0);
+    ck_assert_int_eq (cow_origin_flush (r.o), -EIO);
+    ck_assert_int_eq (cow_origin_flush (r.o), -EIO);
+    d = cow_io_mem_data (r.origin, &size);
+    ck_assert_int_eq (d[131072], r.want_origin[131072]);
+    r.want_origin[131072] = 'c';
+  }
   errors = r.m.errors;
   /* Chunk 0 is copied in both stores, yet the write fails. */
   ck_assert_int_eq (cow_origin_pwrite (r.o, "d", 1, 1, false), -EIO);
@@ -838,7 +870,8 @@ power_loss_run (long budget, uint64_t seed)
   struct cow_io *cow[2], *dcow[2], *dorigin = dying_new (origin);
   struct cow_store *s[2];
   struct cow_origin *o;
-  struct cow_origin_params op = { .message = quiet };
+  struct cow_origin_params op = { .message = quiet,
+                                  .defer_writes = defer_writes };
   struct cow_store_params p = { .message = quiet, .live_origin = true };
   uint8_t *pit = malloc (PL_SIZE), *got = malloc (PL_SIZE);
   uint8_t *w0 = malloc (PL_SIZE), *w1 = malloc (PL_SIZE);
@@ -985,7 +1018,8 @@ power_loss_random_run (uint64_t seed)
   struct cow_io *cow[3], *dcow[3], *dorigin = dying_new (origin);
   struct cow_store *s[3];
   struct cow_origin *o;
-  struct cow_origin_params op = { .message = quiet };
+  struct cow_origin_params op = { .message = quiet,
+                                  .defer_writes = defer_writes };
   struct cow_store_params p = { .message = quiet, .live_origin = true };
   struct rpl_write log[RPL_OPS];
   uint8_t *pit = malloc (RPL_SIZE), *buf = malloc (RPL_SIZE);
@@ -1082,12 +1116,16 @@ START_TEST (test_power_loss_random)
 }
 END_TEST
 
-int
-main (void)
+/* Every test, with origin writes synchronous (the kernel's way) and
+ * deferred until their copies are committed (origin-defer.c).
+ */
+static TCase *
+origin_tcase (const char *name, bool deferred)
 {
-  Suite *s = suite_create ("origin");
-  TCase *tc = tcase_create ("origin");
+  TCase *tc = tcase_create (name);
 
+  if (deferred)
+    tcase_add_unchecked_fixture (tc, set_deferred, NULL);
   tcase_set_timeout (tc, 120);
   tcase_add_loop_test (tc, test_bytes, 0,
                        sizeof configs / sizeof configs[0]);
@@ -1103,6 +1141,15 @@ main (void)
   tcase_add_test (tc, test_pending_record);
   tcase_add_test (tc, test_power_loss);
   tcase_add_test (tc, test_power_loss_random);
-  suite_add_tcase (s, tc);
+  return tc;
+}
+
+int
+main (void)
+{
+  Suite *s = suite_create ("origin");
+
+  suite_add_tcase (s, origin_tcase ("synchronous", false));
+  suite_add_tcase (s, origin_tcase ("deferred", true));
   return run_suite (s);
 }
