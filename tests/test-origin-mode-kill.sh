@@ -10,6 +10,8 @@
 # must give the point in time again.
 #
 # Two stores of different chunk sizes (4K and 64K) see the same writes.
+# Odd rounds run with origin writes deferred until their copies'
+# commit (the default), even ones with origin-writes=synchronous.
 
 source ./functions.sh
 set -e
@@ -29,15 +31,18 @@ cp $d/origin $d/flushed         # the origin as of the last flush
 $SNAPCOW_TOOL create --chunk-size=4K $d/a.cow
 $SNAPCOW_TOOL create --chunk-size=64K $d/b.cow
 
+# serve ROUND
 serve ()
 {
+    local w=deferred
+    (( $1 % 2 )) || w=synchronous
     start_nbdkit -P $d/pid -U $sock $P $d/origin mode=origin \
-                 cow=$d/a.cow cow=$d/b.cow
+                 cow=$d/a.cow cow=$d/b.cow origin-writes=$w
 }
 
 start=$SECONDS
 for (( k = 1; k <= KILLS; k++ )); do
-    serve
+    serve $k
     pid=$(cat $d/pid)
     $X stream $sock $d $k &
     wpid=$!
@@ -50,7 +55,7 @@ for (( k = 1; k <= KILLS; k++ )); do
     rm -f $d/pid
     echo "kill $k: $(stat -c %s $d/pending) bytes of writes pending"
 
-    serve
+    serve $k
     $X check $sock "$d/a.cow" $d/t0
     $X check $sock "$d/b.cow" $d/t0
     $X settle $sock $d

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# test-origin-mode-params.sh: the mistakes of mode=, cow= and on-full=
-# are refused at start-up, each with its own one-line error, and the
-# files are left unchanged:
-#  - a bad mode=, a bad on-full=;
-#  - a second cow= in snapshot mode, on-full= in snapshot mode;
+# test-origin-mode-params.sh: the mistakes of mode=, cow=, on-full= and
+# origin-writes= are refused at start-up, each with its own one-line
+# error, and the files are left unchanged:
+#  - a bad mode=, a bad on-full=, a bad origin-writes=;
+#  - a second cow= in snapshot mode, on-full= and origin-writes= in
+#    snapshot and merge mode;
 #  - overflow=invalidate in origin mode; an NBD URI origin in origin
 #    mode;
 #  - one store named twice: the same path, a symbolic link to an
@@ -40,6 +41,12 @@ refused "mode=merged: must be 'snapshot', 'origin' or 'merge'" \
             $P $d/origin cow=$d/a mode=merged
 refused "on-full=sometimes: must be 'invalidate' or 'fail-write'" \
             $P $d/origin cow=$d/a mode=origin on-full=sometimes
+refused "origin-writes=later: must be 'deferred' or 'synchronous'" \
+            $P $d/origin cow=$d/a mode=origin origin-writes=later
+refused "origin-writes=synchronous: only for mode=origin" \
+            $P $d/origin cow=$d/a origin-writes=synchronous
+refused "origin-writes=deferred: only for mode=origin" \
+            $P $d/origin cow=$d/a mode=merge origin-writes=deferred
 refused "cow=: the store needs a file name" \
             $P $d/origin mode=origin cow=$d/a cow=
 refused "cow=$d/b: a second store needs mode=origin (mode=snapshot serves one snapshot)" \
