@@ -78,24 +78,39 @@ report_shared_new_chunk (struct cow_store *s, uint64_t last_area,
   return r;
 }
 
-int
-store_load (struct cow_store *s)
+/* The rules of record_faults that need no table, for the bulk load:
+ * a record that breaks one sends the load back to the walk that checks
+ * each record with record_faults, which then names the fault.  (The
+ * duplicate old chunks that the table finds are table_bulk_end's.)
+ */
+static bool
+plain_record (const struct cow_store *s, const struct record_geometry *g,
+              const struct core_exception *e)
+{
+  return !cow_is_metadata_chunk (g->E, e->new_chunk) &&
+    e->new_chunk < g->dev_chunks &&
+    e->old_chunk < record_old_chunk_bound (g);
+}
+
+/* One walk of the areas, from the first: every record into the table
+ * and its new_chunk into seen.  With bulk, the records go in by
+ * table_bulk_add while they can; a record that breaks a rule, a store
+ * that does not fit the bulk load, or a duplicate old chunk gives
+ * -EAGAIN, with nothing said and the table empty: walk again without.
+ */
+static int
+walk_areas (struct cow_store *s, struct seen_bits *seen, bool bulk)
 {
   uint32_t E = s->exceptions_per_area;
-  struct seen_bits seen = { NULL };
+  const struct record_geometry g = geometry (s);
+  struct table_bulk b;
   uint64_t n = 0, area;
   chunk_t max_new = 0, dup = 0;
   bool shared = false;
   int r;
 
-  r = seen_bits_init (&seen, s->dev_chunks);
-  if (r < 0)
-    return store_error (s, ENOMEM, "out of memory");
-  /* Sized for the store, so that a big one neither grows the table nor
-   * rehashes on the way, and fits it closely.
-   */
-  table_presize_from_areas (&s->table, s->cow, s->chunk_bytes, E,
-                            s->dev_chunks, s->area);
+  if (bulk && table_bulk_begin (&s->table, &b) < 0)
+    bulk = false;
   /* The walk reads the areas again from the start. */
   memset (s->area, 0, s->chunk_bytes);
   for (area = 0;; area++) {
@@ -121,7 +136,7 @@ store_load (struct cow_store *s)
                        PRIu64 ": %s", area, loc, cow_strerror (-r));
       goto out;
     }
-    for (i = 0; i < PREFETCH_AHEAD && i < E; i++) {
+    for (i = 0; !bulk && i < PREFETCH_AHEAD && i < E; i++) {
       struct core_exception e;
 
       cow_decode_exception (s->area, i, &e);
@@ -130,26 +145,48 @@ store_load (struct cow_store *s)
     for (i = 0; i < E; i++) {
       struct core_exception e;
 
-      if (i + PREFETCH_AHEAD < E) {
+      if (!bulk && i + PREFETCH_AHEAD < E) {
         cow_decode_exception (s->area, i + PREFETCH_AHEAD, &e);
         table_prefetch (&s->table, e.old_chunk);
       }
       cow_decode_exception (s->area, i, &e);
       if (e.new_chunk == 0)
         break;
-      r = check_record (s, area, i, &e);
-      if (r < 0)
-        goto out;
-      r = table_insert_locked (&s->table, e.old_chunk, e.new_chunk);
-      if (r < 0) {
-        r = store_error (s, -r, "cannot load area %" PRIu64 " record %"
-                         PRIu32 ": %s", area, i, cow_strerror (-r));
-        goto out;
+      if (bulk) {
+        if (!plain_record (s, &g, &e)) {
+          r = -EAGAIN;
+          goto out;
+        }
+        r = table_bulk_add (&b, e.old_chunk, e.new_chunk);
+        if (r == -ENOSPC) {
+          /* More entries than the table was sized for: the rest go in
+           * one by one, growing it.
+           */
+          r = table_bulk_end (&b);
+          bulk = false;
+          if (r < 0)
+            goto bulk_failed;
+        }
+        else if (r < 0) {
+          r = -EAGAIN;
+          goto out;
+        }
+      }
+      if (!bulk) {
+        r = check_record (s, area, i, &e);
+        if (r < 0)
+          goto out;
+        r = table_insert_locked (&s->table, e.old_chunk, e.new_chunk);
+        if (r < 0) {
+          r = store_error (s, -r, "cannot load area %" PRIu64 " record %"
+                           PRIu32 ": %s", area, i, cow_strerror (-r));
+          goto out;
+        }
       }
       /* The record passed its checks: its new_chunk is a data chunk
        * of the device.  Only the lowest shared one is reported.
        */
-      r = seen_bits_mark (&seen, e.new_chunk);
+      r = seen_bits_mark (seen, e.new_chunk);
       if (r < 0) {
         r = store_error (s, ENOMEM, "out of memory");
         goto out;
@@ -174,6 +211,12 @@ store_load (struct cow_store *s)
       break;
     }
   }
+  if (bulk) {
+    r = table_bulk_end (&b);
+    bulk = false;
+    if (r < 0)
+      goto bulk_failed;
+  }
 
   if (shared) {
     r = report_shared_new_chunk (s, s->current_area, dup);
@@ -192,6 +235,39 @@ store_load (struct cow_store *s)
                  n, s->current_area + 1, s->next_free);
 
  out:
+  if (bulk)
+    table_bulk_abort (&b);
+  return r;
+
+ bulk_failed:
+  /* The table is empty again. */
+  if (r == -ENOMEM)
+    return store_error (s, ENOMEM, "out of memory");
+  return -EAGAIN;
+}
+
+int
+store_load (struct cow_store *s)
+{
+  struct seen_bits seen = { NULL };
+  int r;
+
+  r = seen_bits_init (&seen, s->dev_chunks);
+  if (r < 0)
+    return store_error (s, ENOMEM, "out of memory");
+  /* Sized for the store, so that a big one neither grows the table nor
+   * rehashes on the way, and fits it closely.
+   */
+  table_presize_from_areas (&s->table, s->cow, s->chunk_bytes,
+                            s->exceptions_per_area, s->dev_chunks, s->area);
+  r = walk_areas (s, &seen, true);
+  if (r == -EAGAIN) {
+    seen_bits_free (&seen);
+    r = seen_bits_init (&seen, s->dev_chunks);
+    if (r < 0)
+      return store_error (s, ENOMEM, "out of memory");
+    r = walk_areas (s, &seen, false);
+  }
   seen_bits_free (&seen);
   return r;
 }

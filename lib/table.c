@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #include "table.h"
@@ -681,6 +682,322 @@ table_remove_locked (struct cow_table *t, chunk_t old_chunk)
   slot_update (t, cur, i, &e);
   t->count--;
   return true;
+}
+
+/* Bulk loading (table.h).  The appended entries are packed words in
+ * the last n slots of the array, from the last slot down (so that they
+ * always end at the array's end, far from where the first buckets'
+ * entries are laid down).  A bucket is
+ * the top TABLE_BULK_BITS bits of the group's hash, which give the home
+ * slot's top bits too (group_base scales the hash), so bucket b's homes
+ * lie in [b slots / B, (b + 1) slots / B].
+ */
+static unsigned
+bulk_bucket (chunk_t start)
+{
+  return hash (start >> TABLE_RUN_BITS) >> (64 - TABLE_BULK_BITS);
+}
+
+/* The entry of a packed word (never empty here). */
+static void
+word_entry (const struct table_array *a, uint64_t w, struct entry *e)
+{
+  e->start = (w >> (a->new_bits + TABLE_RUN_BITS)) - 1;
+  e->len = ((w >> a->new_bits) & RUN_MASK) + 1;
+  e->value = w & ((UINT64_C (1) << a->new_bits) - 1);
+}
+
+static uint64_t
+word_load (const struct table_array *a, uint64_t i)
+{
+  return atomic_load_explicit (&((struct table_array *) a)->words[i],
+                               memory_order_relaxed);
+}
+
+static void
+word_store (struct table_array *a, uint64_t i, uint64_t w)
+{
+  atomic_store_explicit (&a->words[i], w, memory_order_relaxed);
+}
+
+int
+table_bulk_begin (struct cow_table *t, struct table_bulk *b)
+{
+  struct table_array *a = atomic_load_explicit (&t->cur,
+                                                memory_order_relaxed);
+
+  if (t->used > 0 || t->count > 0 ||
+      atomic_load_explicit (&t->old, memory_order_relaxed) ||
+      a->new_bits == 0)
+    return -ENOTSUP;
+  *b = (struct table_bulk) {
+    .t = t, .a = a, .cap = max_used (a), .base = a->slots,
+  };
+  return 0;
+}
+
+int
+table_bulk_add (struct table_bulk *b, chunk_t old_chunk, chunk_t new_chunk)
+{
+  struct table_array *a = b->a;
+  struct entry e;
+
+  if (new_chunk > b->t->max_new_chunk || old_chunk > b->t->max_old_chunk ||
+      !fits (a, old_chunk, new_chunk + 1))
+    return -EOVERFLOW;
+  /* The next chunk of the previous record's run, in old and new chunk
+   * alike and within its group, lengthens its entry (as an insert
+   * would; at most TABLE_RUN_MAX, the group's size).
+   */
+  if (b->n > 0 && (old_chunk & RUN_MASK) != 0) {
+    word_entry (a, word_load (a, b->base), &e);
+    if (e.start + e.len == old_chunk && e.value - 1 + e.len == new_chunk) {
+      e.len++;
+      word_store (a, b->base, packed_word (a, &e));
+      b->count++;
+      return 0;
+    }
+  }
+  if (b->n == b->cap)
+    return -ENOSPC;
+  e = (struct entry) { .start = old_chunk, .len = 1, .value = new_chunk + 1 };
+  word_store (a, --b->base, packed_word (a, &e));
+  b->n++;
+  b->count++;
+  b->buckets[bulk_bucket (old_chunk)]++;
+  return 0;
+}
+
+void
+table_bulk_abort (struct table_bulk *b)
+{
+  memset ((void *) b->a->words, 0, b->a->slots * sizeof (uint64_t));
+  b->n = b->count = 0;
+  b->base = b->a->slots;
+  memset (b->buckets, 0, sizeof b->buckets);
+}
+
+/* Order the appended entries by bucket, in place: each entry is moved
+ * into the next free place of its bucket, and the one it displaces
+ * goes on to its own (an "American flag" pass).  end[k] is where
+ * bucket k ends.
+ */
+static void
+bulk_partition (struct table_bulk *b, const uint64_t *end)
+{
+  struct table_array *a = b->a;
+  uint64_t next[TABLE_BULK_BUCKETS];
+  struct entry e;
+
+  for (unsigned k = 0; k < TABLE_BULK_BUCKETS; k++)
+    next[k] = k ? end[k - 1] : 0;
+  for (unsigned k = 0; k < TABLE_BULK_BUCKETS; k++)
+    while (next[k] < end[k]) {
+      uint64_t w = word_load (a, b->base + next[k]), x;
+      unsigned j;
+
+      word_entry (a, w, &e);
+      while ((j = bulk_bucket (e.start)) != k) {
+        x = word_load (a, b->base + next[j]);
+        word_store (a, b->base + next[j]++, w);
+        w = x;
+        word_entry (a, w, &e);
+      }
+      word_store (a, b->base + next[k]++, w);
+    }
+}
+
+/* Entries sharing a home slot, p[0..n): does any chunk have two?  Only
+ * entries of one group can overlap, and a group holds at most
+ * TABLE_RUN_MAX entries that do not.
+ */
+static bool
+bulk_overlap (const struct table_array *a, const uint64_t *p, uint64_t n)
+{
+  struct entry x, y;
+
+  for (uint64_t i = 0; i < n; i++) {
+    word_entry (a, p[i], &x);
+    for (uint64_t j = i + 1; j < n; j++) {
+      word_entry (a, p[j], &y);
+      if (x.start >> TABLE_RUN_BITS == y.start >> TABLE_RUN_BITS &&
+          x.start < y.start + y.len && y.start < x.start + x.len)
+        return true;
+    }
+  }
+  return false;
+}
+
+/* Scratch space of table_bulk_end, grown as needed. */
+struct bulk_scratch {
+  uint64_t *in, *out, *home;    /* cap entries each */
+  uint64_t cap;
+  uint64_t *count;              /* ncount homes */
+  uint64_t ncount;
+  uint64_t *spill;              /* entries past the last slot */
+  uint64_t nspill, spill_cap;
+};
+
+static int
+grow (uint64_t **p, uint64_t *cap, uint64_t want)
+{
+  uint64_t *q;
+
+  if (want <= *cap)
+    return 0;
+  want = want < 2 * *cap ? 2 * *cap : want;
+  q = realloc (*p, want * sizeof *q);
+  if (q == NULL)
+    return -ENOMEM;
+  *p = q;
+  *cap = want;
+  return 0;
+}
+
+static int
+scratch_entries (struct bulk_scratch *sc, uint64_t n)
+{
+  uint64_t c1 = sc->cap, c2 = sc->cap, c3 = sc->cap;
+
+  if (grow (&sc->in, &c1, n) < 0 || grow (&sc->out, &c2, n) < 0 ||
+      grow (&sc->home, &c3, n) < 0)
+    return -ENOMEM;
+  sc->cap = c1 < c2 ? (c1 < c3 ? c1 : c3) : (c2 < c3 ? c2 : c3);
+  return 0;
+}
+
+/* Lay down the entries of buckets [k, stop) (their words are in
+ * in[0..n), homes from home_lo up to below home_hi): a counting sort by
+ * home, then each in the first free slot from its home, *next being
+ * the first slot after those laid down so far.
+ */
+static int
+bulk_place (struct table_bulk *b, struct bulk_scratch *sc, uint64_t n,
+            uint64_t home_lo, uint64_t home_hi, uint64_t *next)
+{
+  struct table_array *a = b->a;
+  uint64_t range = home_hi - home_lo, i, off, begin, pos;
+  struct entry e;
+
+  if (range > sc->ncount) {
+    free (sc->count);
+    sc->count = malloc (range * sizeof *sc->count);
+    if (sc->count == NULL) {
+      sc->ncount = 0;
+      return -ENOMEM;
+    }
+    sc->ncount = range;
+  }
+  memset (sc->count, 0, range * sizeof *sc->count);
+  for (i = 0; i < n; i++) {
+    word_entry (a, sc->in[i], &e);
+    off = home_of (a, e.start) - home_lo;
+    assert (off < range);
+    sc->home[i] = off;
+    sc->count[off]++;
+  }
+  for (off = 0, begin = 0; off < range; off++) {
+    uint64_t c = sc->count[off];
+    sc->count[off] = begin;
+    begin += c;
+  }
+  for (i = 0; i < n; i++)
+    sc->out[sc->count[sc->home[i]]++] = sc->in[i];
+  /* count[off] is now where home off's entries end. */
+  for (off = 0, begin = 0; off < range; begin = sc->count[off], off++) {
+    uint64_t len = sc->count[off] - begin;
+
+    if (len == 0)
+      continue;
+    if (len > 1) {
+      if (len > 4 * TABLE_RUN_MAX)
+        return -EAGAIN;
+      if (bulk_overlap (a, sc->out + begin, len))
+        return -EEXIST;
+    }
+    for (i = begin; i < sc->count[off]; i++) {
+      pos = home_lo + off > *next ? home_lo + off : *next;
+      if (pos >= a->slots) {
+        /* Past the last slot: laid down last, as an insert would. */
+        if (grow (&sc->spill, &sc->spill_cap, sc->nspill + 1) < 0)
+          return -ENOMEM;
+        sc->spill[sc->nspill++] = sc->out[i];
+      }
+      else
+        word_store (a, pos, sc->out[i]);
+      *next = pos + 1;
+    }
+  }
+  return 0;
+}
+
+int
+table_bulk_end (struct table_bulk *b)
+{
+  struct table_array *a = b->a;
+  struct cow_table *t = b->t;
+  struct bulk_scratch sc = { .in = NULL };
+  uint64_t end[TABLE_BULK_BUCKETS], next = 0, sum = 0, S = a->slots;
+  unsigned k, stop;
+  int r = 0;
+
+  for (k = 0; k < TABLE_BULK_BUCKETS; k++)
+    end[k] = sum += b->buckets[k];
+  assert (sum == b->n);
+  bulk_partition (b, end);
+  for (k = 0; k < TABLE_BULK_BUCKETS && r == 0; k = stop) {
+    uint64_t lo = k ? end[k - 1] : 0, hi = end[k], n;
+    uint64_t home_lo = (uint64_t) ((unsigned __int128) k * S
+                                   >> TABLE_BULK_BITS);
+    uint64_t home_hi = (uint64_t) ((unsigned __int128) (k + 1) * S
+                                   >> TABLE_BULK_BITS) + 1;
+    uint64_t first = next > home_hi ? next : home_hi;
+
+    /* The slots this bucket may take must stay below the next bucket's
+     * entries, still to be read; where they might not (near the end of
+     * the array, whose last slots hold them), take all the rest now.
+     */
+    stop = k + 1;
+    if (stop < TABLE_BULK_BUCKETS && first + (hi - lo) > b->base + hi) {
+      stop = TABLE_BULK_BUCKETS;
+      hi = b->n;
+    }
+    if (stop == TABLE_BULK_BUCKETS)
+      home_hi = S;
+    if (home_hi > S)
+      home_hi = S;
+    n = hi - lo;
+    if (n == 0)
+      continue;
+    r = scratch_entries (&sc, n);
+    if (r < 0)
+      break;
+    for (uint64_t i = 0; i < n; i++)
+      sc.in[i] = word_load (a, b->base + lo + i);
+    memset ((void *) (a->words + b->base + lo), 0, n * sizeof (uint64_t));
+    r = bulk_place (b, &sc, n, home_lo, home_hi, &next);
+  }
+  if (r == 0) {
+    t->used = t->entries = b->n;
+    t->removed = 0;
+    t->count = b->count;
+    for (uint64_t i = 0; i < sc.nspill; i++) {
+      struct entry e;
+
+      word_entry (a, sc.spill[i], &e);
+      array_put (t, a, &e, false);
+    }
+  }
+  else {
+    table_bulk_abort (b);
+    t->used = t->entries = t->count = t->removed = 0;
+  }
+  free (sc.in);
+  free (sc.out);
+  free (sc.home);
+  free (sc.count);
+  free (sc.spill);
+  return r;
 }
 
 uint64_t

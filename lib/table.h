@@ -143,6 +143,52 @@ extern bool table_remove_locked (struct cow_table *t, chunk_t old_chunk);
  */
 extern void table_release_retired_unshared (struct cow_table *t);
 
+/* Bulk loading, for a loader that has all the records of a store at
+ * once and an empty table (presized, packed): much faster than one
+ * insert per record, since it never walks the table.  Records are
+ * appended (table_bulk_add) into the last free slots of the array, each
+ * lengthening the previous one's entry where it continues its run, as
+ * an insert would; table_bulk_end then orders the entries by their home
+ * slot, a bucket of homes at a time, and lays them down in that order,
+ * each in the first free slot from its home: the very slots that
+ * inserts in that order would have found.  No lookup may run meanwhile.
+ */
+#define TABLE_BULK_BITS 8
+#define TABLE_BULK_BUCKETS (1u << TABLE_BULK_BITS)
+
+struct table_bulk {
+  struct cow_table *t;
+  struct table_array *a;
+  uint64_t base;                /* slot of the last appended entry: they
+                                 * fill the array's last slots, from
+                                 * its end down */
+  uint64_t cap;                 /* most entries (the array's load) */
+  uint64_t n;                   /* entries appended */
+  uint64_t count;               /* records appended */
+  uint64_t buckets[TABLE_BULK_BUCKETS];      /* entries per bucket */
+};
+
+/* Start a bulk load of the empty table t.  0, or -ENOTSUP if t is not
+ * empty or not packed (then load one insert at a time).
+ */
+extern int table_bulk_begin (struct cow_table *t, struct table_bulk *b);
+/* Append a record.  0; -ENOSPC if the array is at its load (end the
+ * bulk load and insert the rest one by one); -EOVERFLOW if the record
+ * does not fit the packed layout.  Duplicates are found by
+ * table_bulk_end.
+ */
+extern int table_bulk_add (struct table_bulk *b, chunk_t old_chunk,
+                           chunk_t new_chunk);
+/* Lay the entries down: the table then maps the records as inserts
+ * would.  0; -EEXIST if two records map one old chunk; -EAGAIN where
+ * many entries share a home slot (insert one by one instead, which is
+ * as slow as it must be); -ENOMEM.  After an error the table is empty
+ * again.
+ */
+extern int table_bulk_end (struct table_bulk *b);
+/* Give up a bulk load before its end: the table is empty again. */
+extern void table_bulk_abort (struct table_bulk *b);
+
 /* For tests: the longest displacement of an entry, in slots from its
  * home slot to its own, plus one (1 for an entry in its home slot).
  * Walks the whole current array; caller serialises.
