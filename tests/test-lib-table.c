@@ -648,6 +648,241 @@ START_TEST (test_runs_lockfree_readers)
 }
 END_TEST
 
+/* Bulk loading (table_bulk_*): records as a store holds them, appended
+ * and laid down at once, must map exactly what inserts in the same
+ * order would, take as many entries (a run lengthened only by the next
+ * record, as table_entries_for counts), keep probes about as long as
+ * those inserts, and leave a table that inserts and removals go on
+ * working in.
+ */
+static uint64_t
+next_rand (uint64_t *x)
+{
+  *x ^= *x << 13;
+  *x ^= *x >> 7;
+  *x ^= *x << 17;
+  return *x;
+}
+
+/* n records: distinct old chunks below origin_chunks, new chunks 2,
+ * 3, ... in order; with run > 1, runs of up to `run` consecutive old
+ * chunks (some broken, some in reverse order), else scattered.
+ */
+static struct core_exception *
+bulk_records (uint64_t n, chunk_t origin_chunks, uint64_t run, uint64_t seed)
+{
+  struct core_exception *v = malloc (n * sizeof *v);
+  uint64_t x = seed | 1, i = 0;
+
+  ck_assert_ptr_nonnull (v);
+  while (i < n) {
+    /* Distinct units of `run` chunks, at scrambled places. */
+    uint64_t unit = (i / run * UINT64_C (2654435761) + seed) %
+      (origin_chunks / run);
+    uint64_t len = run, r = next_rand (&x) % 8;
+
+    if (run > 1 && r == 0)
+      len = 1 + next_rand (&x) % run;      /* a shorter run */
+    for (uint64_t j = 0; j < run && i < n; j++, i++) {
+      /* r == 1: the run backwards, which no entry can lengthen. */
+      uint64_t k = run > 1 && r == 1 ? run - 1 - j : j;
+      v[i].old_chunk = unit * run + (k < len ? k : k);
+      v[i].new_chunk = 2 + i + (k >= len);  /* a break in new chunks */
+    }
+  }
+  return v;
+}
+
+static void
+bulk_check (uint64_t n, chunk_t origin_chunks, uint64_t run, uint64_t seed)
+{
+  struct core_exception *v = bulk_records (n, origin_chunks, run, seed);
+  struct table_bulk b;
+  struct cow_table t, u;
+  uint64_t x = seed;
+  chunk_t nc;
+
+  /* Sized as a loader does, from the entries the records take. */
+  ck_assert_int_eq (table_init (&t, origin_chunks, 2 * n + 16,
+                                table_entries_for (v, n)), 0);
+  ck_assert_int_eq (table_bulk_begin (&t, &b), 0);
+  for (uint64_t i = 0; i < n; i++)
+    ck_assert_int_eq (table_bulk_add (&b, v[i].old_chunk, v[i].new_chunk), 0);
+  ck_assert_int_eq (table_bulk_end (&b), 0);
+  ck_assert_uint_eq (t.count, n);
+  ck_assert_uint_eq (t.entries, table_entries_for (v, n));
+  /* Laid down in home order, the longest walk is about as long as
+   * with inserts in store order (often much shorter: each cluster is
+   * in home order), never far longer.
+   */
+  ck_assert_int_eq (table_init (&u, origin_chunks, 2 * n + 16,
+                                table_entries_for (v, n)), 0);
+  for (uint64_t i = 0; i < n; i++)
+    ck_assert_int_eq (table_insert_locked (&u, v[i].old_chunk,
+                                           v[i].new_chunk), 0);
+  ck_assert_uint_le (table_max_probe (&t), table_max_probe (&u) + MAX_PROBE);
+  table_free (&u);
+  for (uint64_t i = 0; i < n; i++) {
+    ck_assert (table_lookup (&t, v[i].old_chunk, &nc));
+    ck_assert_uint_eq (nc, v[i].new_chunk);
+  }
+  /* Chunks never added are misses (some are, by chance, mapped). */
+  for (uint64_t i = 0; i < 20000; i++) {
+    chunk_t c = next_rand (&x) % origin_chunks;
+    bool mapped = false;
+
+    for (uint64_t j = 0; j < n && !mapped; j++)
+      mapped = v[j].old_chunk == c;
+    if (!mapped)
+      ck_assert (!table_lookup (&t, c, &nc));
+    if (n > 2000)
+      break;                    /* the scan is quadratic */
+  }
+  /* The table goes on: remove every third record, then put it back
+   * elsewhere.
+   */
+  for (uint64_t i = 0; i < n; i += 3)
+    ck_assert (table_remove_locked (&t, v[i].old_chunk));
+  for (uint64_t i = 0; i < n; i += 3)
+    ck_assert_int_eq (table_insert_locked (&t, v[i].old_chunk,
+                                           3 * n + i), 0);
+  for (uint64_t i = 0; i < n; i++) {
+    ck_assert (table_lookup (&t, v[i].old_chunk, &nc));
+    ck_assert_uint_eq (nc, i % 3 == 0 ? 3 * n + i : v[i].new_chunk);
+  }
+  ck_assert_uint_eq (t.count, n);
+  table_free (&t);
+  free (v);
+}
+
+START_TEST (test_bulk_model)
+{
+  /* Small tables (1024 slots: entries near the end wrap to the start),
+   * then bigger ones, random and in runs.
+   */
+  for (uint64_t seed = 1; seed <= 40; seed++) {
+    bulk_check (800, 5000, 1, seed);
+    bulk_check (700, 100000, 1, seed);
+    bulk_check (1500, 8000, 8, seed);
+    bulk_check (1000, 1u << 20, 5, seed);
+  }
+  bulk_check (300000, 1u << 24, 1, 7);
+  bulk_check (300000, 1u << 24, 1000, 7);
+  bulk_check (300000, 400000, 1, 9);       /* dense: many collisions */
+}
+END_TEST
+
+/* A chunk mapped twice, the same or inside an earlier run: -EEXIST,
+ * and the table is empty again.
+ */
+START_TEST (test_bulk_duplicate)
+{
+  static const struct { chunk_t old, new_chunk; } cases[][4] = {
+    { { 10, 100 }, { 500, 101 }, { 10, 102 }, { 900, 103 } },
+    { { 16, 100 }, { 17, 101 }, { 18, 102 }, { 17, 103 } },
+    { { 16, 100 }, { 17, 101 }, { 900, 102 }, { 16, 103 } },
+    { { 21, 100 }, { 22, 101 }, { 20, 102 }, { 21, 103 } },
+  };
+  struct table_bulk b;
+  struct cow_table t;
+  chunk_t nc;
+
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    ck_assert_int_eq (table_init (&t, 1000, 1000, 4), 0);
+    ck_assert_int_eq (table_bulk_begin (&t, &b), 0);
+    for (int i = 0; i < 4; i++)
+      ck_assert_int_eq (table_bulk_add (&b, cases[k][i].old,
+                                        cases[k][i].new_chunk), 0);
+    ck_assert_int_eq (table_bulk_end (&b), -EEXIST);
+    ck_assert_uint_eq (t.count, 0);
+    ck_assert_uint_eq (t.used, 0);
+    for (int i = 0; i < 4; i++)
+      ck_assert (!table_lookup (&t, cases[k][i].old, &nc));
+    /* A second try, one by one, as the loader's. */
+    ck_assert_int_eq (table_insert_locked (&t, 10, 100), 0);
+    ck_assert (table_lookup (&t, 10, &nc));
+    ck_assert_uint_eq (nc, 100);
+    table_free (&t);
+  }
+}
+END_TEST
+
+/* More entries than the array's load: -ENOSPC, but the next chunk of a
+ * run still lengthens the last entry; what was added is laid down and
+ * the rest inserts one by one, growing the table.
+ */
+START_TEST (test_bulk_full)
+{
+  const uint64_t n = 5000;
+  struct core_exception *v = bulk_records (n, 1u << 20, 1, 3);
+  struct table_bulk b;
+  struct cow_table t;
+  uint64_t i, added;
+  chunk_t nc;
+  int r = 0;
+
+  ck_assert_int_eq (table_init (&t, 1u << 20, 1u << 20, 100), 0);
+  ck_assert_int_eq (table_bulk_begin (&t, &b), 0);
+  for (i = 0; i < n; i++) {
+    r = table_bulk_add (&b, v[i].old_chunk, v[i].new_chunk);
+    if (r < 0)
+      break;
+  }
+  ck_assert_int_eq (r, -ENOSPC);
+  added = i;
+  ck_assert_uint_eq (added, b.cap);
+  /* A run's next chunk needs no entry (v[added - 1] is alone in its
+   * group's first slot only if its chunk is not the group's last).
+   */
+  if ((v[added - 1].old_chunk & (TABLE_RUN_MAX - 1)) != TABLE_RUN_MAX - 1 &&
+      !table_lookup (&t, v[added - 1].old_chunk + 1, &nc)) {
+    bool taken = false;
+    for (uint64_t j = 0; j < n; j++)
+      taken |= v[j].old_chunk == v[added - 1].old_chunk + 1;
+    if (!taken) {
+      ck_assert_int_eq (table_bulk_add (&b, v[added - 1].old_chunk + 1,
+                                        v[added - 1].new_chunk + 1), 0);
+      ck_assert_uint_eq (b.n, b.cap);
+    }
+  }
+  ck_assert_int_eq (table_bulk_end (&b), 0);
+  for (i = added; i < n; i++)
+    ck_assert_int_eq (table_insert_locked (&t, v[i].old_chunk,
+                                           v[i].new_chunk), 0);
+  for (i = 0; i < n; i++) {
+    ck_assert (table_lookup (&t, v[i].old_chunk, &nc));
+    ck_assert_uint_eq (nc, v[i].new_chunk);
+  }
+  table_free (&t);
+  free (v);
+}
+END_TEST
+
+/* Only an empty, packed table loads in bulk. */
+START_TEST (test_bulk_refused)
+{
+  struct table_bulk b;
+  struct cow_table t;
+
+  ck_assert_int_eq (table_init (&t, 1000, 1000, 0), 0);
+  ck_assert_int_eq (table_insert_locked (&t, 1, 2), 0);
+  ck_assert_int_eq (table_bulk_begin (&t, &b), -ENOTSUP);
+  table_free (&t);
+  ck_assert_int_eq (table_init (&t, UINT64_C (1) << 62,
+                                UINT64_C (1) << 62, 0), 0);
+  if (t.new_bits == 0)
+    ck_assert_int_eq (table_bulk_begin (&t, &b), -ENOTSUP);
+  else {
+    /* A guessed packing: an entry past it is refused. */
+    ck_assert_int_eq (table_bulk_begin (&t, &b), 0);
+    ck_assert_int_eq (table_bulk_add (&b, UINT64_C (1) << 61, 2),
+                      -EOVERFLOW);
+    table_bulk_abort (&b);
+  }
+  table_free (&t);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -667,6 +902,10 @@ main (void)
   tcase_add_test (tc, test_runs_lockfree_readers);
   tcase_add_test (tc, test_widen_lockfree_readers);
   tcase_add_test (tc, test_big_origin_packed);
+  tcase_add_test (tc, test_bulk_model);
+  tcase_add_test (tc, test_bulk_duplicate);
+  tcase_add_test (tc, test_bulk_full);
+  tcase_add_test (tc, test_bulk_refused);
   tcase_add_loop_test (tc, test_strides_probe_short, 0,
                        sizeof strides / sizeof strides[0]);
   suite_add_tcase (s, tc);
