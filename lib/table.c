@@ -692,6 +692,9 @@ table_remove_locked (struct cow_table *t, chunk_t old_chunk)
  * slot's top bits too (group_base scales the hash), so bucket b's homes
  * lie in [b slots / B, (b + 1) slots / B].
  */
+/* Words fetched ahead of each bucket's place in bulk_partition. */
+#define BULK_AHEAD 24
+
 static unsigned
 bulk_bucket (chunk_t start)
 {
@@ -798,6 +801,11 @@ bulk_partition (struct table_bulk *b, const uint64_t *end)
 
       word_entry (a, w, &e);
       while ((j = bulk_bucket (e.start)) != k) {
+        /* Each bucket's place moves forwards: fetch its line ahead,
+         * as no hardware prefetcher follows 256 streams.
+         */
+        if (next[j] + BULK_AHEAD < end[j])
+          __builtin_prefetch (&a->words[b->base + next[j] + BULK_AHEAD], 1);
         x = word_load (a, b->base + next[j]);
         word_store (a, b->base + next[j]++, w);
         w = x;
@@ -815,8 +823,25 @@ static bool
 bulk_overlap (const struct table_array *a, const uint64_t *p, uint64_t n)
 {
   struct entry x, y;
+  unsigned mask = 0, bits;
+  uint64_t i;
 
-  for (uint64_t i = 0; i < n; i++) {
+  /* Mostly all of one group (a random store's groups hold several
+   * entries each): the chunks taken, one bit each, at once.
+   */
+  word_entry (a, p[0], &y);
+  for (i = 0; i < n; i++) {
+    word_entry (a, p[i], &x);
+    if (x.start >> TABLE_RUN_BITS != y.start >> TABLE_RUN_BITS)
+      break;
+    bits = ((1u << x.len) - 1) << (x.start & RUN_MASK);
+    if (mask & bits)
+      return true;
+    mask |= bits;
+  }
+  if (i == n)
+    return false;
+  for (i = 0; i < n; i++) {
     word_entry (a, p[i], &x);
     for (uint64_t j = i + 1; j < n; j++) {
       word_entry (a, p[j], &y);
