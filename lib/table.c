@@ -815,12 +815,20 @@ bulk_partition (struct table_bulk *b, const uint64_t *end)
     }
 }
 
+static int
+compare_words (const void *x, const void *y)
+{
+  uint64_t a = *(const uint64_t *) x, b = *(const uint64_t *) y;
+
+  return a < b ? -1 : a > b;
+}
+
 /* Entries sharing a home slot, p[0..n): does any chunk have two?  Only
- * entries of one group can overlap, and a group holds at most
- * TABLE_RUN_MAX entries that do not.
+ * entries of one group can overlap.  p may be reordered (the order of
+ * entries with one home does not matter).
  */
 static bool
-bulk_overlap (const struct table_array *a, const uint64_t *p, uint64_t n)
+bulk_overlap (const struct table_array *a, uint64_t *p, uint64_t n)
 {
   struct entry x, y;
   unsigned mask = 0, bits;
@@ -841,14 +849,16 @@ bulk_overlap (const struct table_array *a, const uint64_t *p, uint64_t n)
   }
   if (i == n)
     return false;
-  for (i = 0; i < n; i++) {
+  /* Groups whose homes collide: in order of their start (a packed
+   * word's top bits), two entries that overlap include two neighbours
+   * that do.
+   */
+  qsort (p, n, sizeof *p, compare_words);
+  for (i = 0; i + 1 < n; i++) {
     word_entry (a, p[i], &x);
-    for (uint64_t j = i + 1; j < n; j++) {
-      word_entry (a, p[j], &y);
-      if (x.start >> TABLE_RUN_BITS == y.start >> TABLE_RUN_BITS &&
-          x.start < y.start + y.len && y.start < x.start + x.len)
-        return true;
-    }
+    word_entry (a, p[i + 1], &y);
+    if (y.start < x.start + x.len)
+      return true;
   }
   return false;
 }
@@ -870,7 +880,8 @@ grow (uint64_t **p, uint64_t *cap, uint64_t want)
 
   if (want <= *cap)
     return 0;
-  want = want < 2 * *cap ? 2 * *cap : want;
+  /* Buckets are of much the same size: an eighth more than this one. */
+  want += want / 8;
   q = realloc (*p, want * sizeof *q);
   if (q == NULL)
     return -ENOMEM;
@@ -934,12 +945,8 @@ bulk_place (struct table_bulk *b, struct bulk_scratch *sc, uint64_t n,
 
     if (len == 0)
       continue;
-    if (len > 1) {
-      if (len > 4 * TABLE_RUN_MAX)
-        return -EAGAIN;
-      if (bulk_overlap (a, sc->out + begin, len))
-        return -EEXIST;
-    }
+    if (len > 1 && bulk_overlap (a, sc->out + begin, len))
+      return -EEXIST;
     for (i = begin; i < sc->count[off]; i++) {
       pos = home_lo + off > *next ? home_lo + off : *next;
       if (pos >= a->slots) {

@@ -180,10 +180,8 @@ extern int table_bulk_begin (struct cow_table *t, struct table_bulk *b);
 extern int table_bulk_add (struct table_bulk *b, chunk_t old_chunk,
                            chunk_t new_chunk);
 /* Lay the entries down: the table then maps the records as inserts
- * would.  0; -EEXIST if two records map one old chunk; -EAGAIN where
- * many entries share a home slot (insert one by one instead, which is
- * as slow as it must be); -ENOMEM.  After an error the table is empty
- * again.
+ * would.  0; -EEXIST if two records map one old chunk; -ENOMEM.  After
+ * an error the table is empty again.
  */
 extern int table_bulk_end (struct table_bulk *b);
 /* Give up a bulk load before its end: the table is empty again. */

@@ -804,6 +804,24 @@ START_TEST (test_bulk_duplicate)
     ck_assert_uint_eq (nc, 100);
     table_free (&t);
   }
+  /* In a small, dense table many groups share a home slot with others:
+   * a chunk added again is found there too.
+   */
+  for (uint64_t seed = 1; seed <= 200; seed++) {
+    struct core_exception *v = bulk_records (800, 5000, 1, seed);
+
+    ck_assert_int_eq (table_init (&t, 5000, 10000, 801), 0);
+    ck_assert_int_eq (table_bulk_begin (&t, &b), 0);
+    for (int i = 0; i < 800; i++)
+      ck_assert_int_eq (table_bulk_add (&b, v[i].old_chunk,
+                                        v[i].new_chunk), 0);
+    ck_assert_int_eq (table_bulk_add (&b, v[seed * 7 % 800].old_chunk,
+                                      9000), 0);
+    ck_assert_int_eq (table_bulk_end (&b), -EEXIST);
+    ck_assert_uint_eq (t.count, 0);
+    table_free (&t);
+    free (v);
+  }
 }
 END_TEST
 
