@@ -14,7 +14,9 @@
 #            resident set
 #   check    `snapcow check --origin=ORIGIN STORE`, the same
 # Wall times include reading the store, from the page cache unless
-# something drops it meanwhile (bench/run.sh does, between its runs).
+# something drops it meanwhile (bench/run.sh does, between its runs):
+# on a shared machine, TMPDIR=/dev/shm keeps the stores in memory, so
+# that the figures are the loader's and not the disk's.
 # The tools' memory per record is their maximum resident set less that
 # of the same command on a store with no records.
 #
