@@ -119,9 +119,11 @@ run_fio ()
           bench_die "fio failed: fio $*"; }
 }
 
-# make_first_touch_log FILE SEED SIZE: a log for fio's read_iolog with a
-# random permutation of the 64K blocks of a disk of SIZE bytes, one 4K
-# write at a random 4K slot in each.  Every write lands in a chunk not
+# make_first_touch_log FILE SEED SIZE [FLUSH_EVERY]: a log for fio's
+# read_iolog with a random permutation of the 64K blocks of a disk of
+# SIZE bytes, one 4K write at a random 4K slot in each, and a flush
+# after every FLUSH_EVERY-th write when given (the same writes as
+# without: the flushes come from no random numbers).  Every write lands in a chunk not
 # yet copied, at every chunk size up to 64K (and in a new qcow2 cluster
 # or cow filter block), and every server given the same SEED gets the
 # same offsets.  (fio's own blockalign=64k would turn off its random
@@ -139,14 +141,16 @@ make_first_touch_log ()
         echo "fio version 2 iolog"
         echo "nbd add"
         echo "nbd open"
-        awk -v seed="$2" -v n=$(( $3 / 65536 )) 'BEGIN {
+        awk -v seed="$2" -v n=$(( $3 / 65536 )) -v every="${4:-0}" 'BEGIN {
                 srand(seed)
                 for (i = 0; i < n; i++) b[i] = i
                 for (i = n - 1; i > 0; i--) {
                     j = int(rand() * (i + 1)); t = b[i]; b[i] = b[j]; b[j] = t
                 }
-                for (i = 0; i < n; i++)
+                for (i = 0; i < n; i++) {
                     printf "nbd write %d 4096\n", b[i] * 65536 + int(rand() * 16) * 4096
+                    if (every > 0 && (i + 1) % every == 0) print "nbd sync 0 0"
+                }
             }'
         echo "nbd close"
     } > "$1"
@@ -173,37 +177,142 @@ fio_figure ()
 # from memory, as the first run does, while everything a previous run
 # left behind is dropped.  Re-reading a 1 GiB origin from disk after
 # every drop would take seconds per run and measure the disk instead.
+# A pin keeps the pages, and so the folios, that the files have: it
+# makes none unless a page is missing.
+#
+# pin_overlay FILE does the same for an overlay once its workload is
+# prepared, until unpin_overlay.  Another process's drop_caches (other
+# benchmarks on a shared machine) would otherwise evict the overlay's
+# clean pages, and a 4K write into an evicted page makes a 4K folio,
+# cheaper than a write into the large folio it replaces (run.sh): a
+# server's figure would then depend on the neighbours' timing.  The
+# ceiling's copy is pinned throughout, so every server is alike.
 PIN_PID=
+OVERLAY_PIN_PID=
+
+# pin_start READY [--make SRC BYTES] FILE...: sets PINNED to the pid of
+# a process that maps each FILE and touches every page, or to nothing
+# without python3 or when it cannot map them.  With --make, the next
+# FILE is first made from the first BYTES of SRC with 1M writes, each
+# mapped and touched at once: another process's sync and drop_caches
+# could otherwise evict it half-made, and the pin would fault the
+# missing pages back in as other folios than a 1M write makes (run.sh).
+# READY then holds, per FILE, the MiB that were not in the page cache
+# when it was pinned (0 when the pin keeps exactly what was there).
+pin_start ()
+{
+    local ready=$1
+    shift
+    PINNED=
+    command -v python3 >/dev/null 2>&1 || return 0
+    rm -f "$ready"
+    python3 -c '
+import ctypes, mmap, os, signal, sys
+libc = ctypes.CDLL(None, use_errno=True)
+PAGE = mmap.PAGESIZE
+MIB = 1 << 20
+
+def address(m, path, size):
+    # The start of the mapping, from /proc/self/maps (a read-only mmap
+    # object gives no address).
+    real = os.path.realpath(path)
+    for line in open("/proc/self/maps"):
+        f = line.split()
+        if len(f) >= 6 and os.path.realpath(f[5]) == real:
+            a, b = (int(x, 16) for x in f[0].split("-"))
+            if b - a >= size:
+                return a
+    return None
+
+def missing(m, path, size):
+    # Pages of the mapping not in the page cache (mincore).
+    a = address(m, path, size)
+    if a is None:
+        return -1
+    n = (size + PAGE - 1) // PAGE
+    vec = ctypes.create_string_buffer(n)
+    if libc.mincore(ctypes.c_void_p(a), ctypes.c_size_t(size), vec) != 0:
+        return -1
+    return sum(1 for c in vec.raw if not c & 1)
+
+maps = []
+report = []
+args = sys.argv[2:]
+while args:
+    src = None
+    if args[0] == "--make":
+        src, nbytes, args = args[1], int(args[2]), args[3:]
+    path, args = args[0], args[1:]
+    if src is not None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.ftruncate(fd, nbytes)
+        sfd = os.open(src, os.O_RDONLY)
+        m = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+        for off in range(0, nbytes, MIB):
+            buf = os.read(sfd, MIB) if src == "/dev/urandom" else os.pread(sfd, MIB, off)
+            while len(buf) < MIB:
+                more = os.read(sfd, MIB - len(buf))
+                if not more:
+                    sys.exit("%s: short" % src)
+                buf += more
+            os.pwrite(fd, buf, off)
+            for p in range(off, off + MIB, PAGE):
+                m[p]
+        os.close(sfd)
+        lost = 0
+    else:
+        fd = os.open(path, os.O_RDONLY)
+        m = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+        lost = missing(m, path, len(m))
+        for off in range(0, len(m), PAGE):
+            m[off]
+    maps.append(m)
+    report.append("%s %d" % (path, lost * PAGE // MIB if lost > 0 else lost))
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write("\n".join(report) + "\n")
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+signal.pause()
+' "$ready" "$@" 2>/dev/null &
+    PINNED=$!
+    while [ ! -e "$ready" ]; do
+        kill -0 "$PINNED" 2>/dev/null || { PINNED=; return 0; }
+        sleep 0.02
+    done
+    # Pages evicted before the pin: the figures of this run may be off.
+    awk -v name="$BENCH_NAME" '$2 > 0 { printf "%s: %s had lost %d MiB of its page cache before it was pinned (another process dropped caches?)\n", name, $1, $2 }' \
+        "$ready" >&2
+}
+
+pin_stop ()
+{
+    if [ -n "$1" ]; then
+        kill "$1" 2>/dev/null || true
+        wait "$1" 2>/dev/null || true
+    fi
+}
+
 pin_files ()
 {
-    local ready=$BENCH_WORK/pin.ready
-    command -v python3 >/dev/null 2>&1 || return 0
-    python3 -c '
-import mmap, os, signal, sys
-maps = []
-for path in sys.argv[2:]:
-    fd = os.open(path, os.O_RDONLY)
-    m = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
-    for off in range(0, len(m), mmap.PAGESIZE):
-        m[off]
-    maps.append(m)
-open(sys.argv[1], "w").close()
-signal.pause()
-' "$ready" "$@" &
-    PIN_PID=$!
-    while [ ! -e "$ready" ]; do
-        kill -0 "$PIN_PID" 2>/dev/null || { PIN_PID=; return 0; }
-        sleep 0.1
-    done
+    pin_start "$BENCH_WORK/pin.ready" "$@"
+    PIN_PID=$PINNED
 }
 
 unpin_files ()
 {
-    if [ -n "$PIN_PID" ]; then
-        kill "$PIN_PID" 2>/dev/null || true
-        wait "$PIN_PID" 2>/dev/null || true
-        PIN_PID=
-    fi
+    pin_stop "$PIN_PID"
+    PIN_PID=
+}
+
+pin_overlay ()
+{
+    pin_start "$BENCH_WORK/pin-overlay.ready" "$@"
+    OVERLAY_PIN_PID=$PINNED
+}
+
+unpin_overlay ()
+{
+    pin_stop "$OVERLAY_PIN_PID"
+    OVERLAY_PIN_PID=
 }
 
 # Whether to drop the caches: as root, and when the files to keep are

@@ -44,7 +44,7 @@ EOF
 }
 
 ALL_SERVERS="ceiling,cow,qcow2,snapcow-4k,snapcow-16k,snapcow-64k"
-ALL_WORKLOADS="first-touch,steady,flush,seq-write,rand-read,seq-read,conn4"
+ALL_WORKLOADS="first-touch,first-flush,steady,flush,seq-write,rand-read,seq-read,conn4"
 
 quick=0 repeat= json= size= runtime= parent= servers=$ALL_SERVERS
 workloads=$ALL_WORKLOADS
@@ -113,6 +113,7 @@ cleanup ()
 {
     local p
     set +e
+    unpin_overlay
     for p in "$W"/*.pid; do [ -e "$p" ] && stop_pid "$p"; done
     unpin_files
     rm -rf "$W"
@@ -135,10 +136,33 @@ sock=$W/server.sock
 pidf=$W/server.pid
 
 bench_log "work directory $W; making a $size origin of random data"
-head -c "$size_bytes" /dev/urandom > "$origin"
-cp "$origin" "$ceiling"
+# The origin and the ceiling's copy are made with 1M writes, each page
+# pinned as soon as written (common.sh, pin_start --make), so that the
+# ceiling's page cache is in the state of a freshly written overlay.
+# The page cache's folio size follows the write that makes a page: on
+# kernels whose ext4 has large folios (6.x since about 6.11; Debian 12's
+# 6.1 has none), a 1M write at a 1M boundary makes a 1M folio, cp's
+# splice 64K ones, an mmap fault's read-around up to 2M ones.  A later
+# 4K write into a cached page walks and dirties every buffer of its
+# folio (ext4_block_write_begin, mark_buffer_dirty), so it costs more
+# the bigger the folio.  On the 6.18 test machine nbdkit's file plugin
+# spent, per steady 4K write, about 7 us of CPU in 4K folios, 9 us in
+# 64K ones, 13.5 us in 1M ones and 23 us in 2M ones.  The overlays'
+# pages are made by the prepare's 1M writes into a new file (snapcow's
+# store at 16K chunks gets folios of 512K and less, its chunks not
+# being 1M-aligned in the file; qcow2's likewise): a ceiling copied with
+# cp, or faulted back in by the pin after a drop, won or lost by its
+# cache alone.  The prepare then overwrites the ceiling's pages in place,
+# keeping their size.
+pin_files --make /dev/urandom "$size_bytes" "$origin" \
+          --make "$origin" "$size_bytes" "$ceiling"
+if [ -z "$PIN_PID" ]; then
+    # No python3: the same writes, unpinned.
+    dd if=/dev/urandom of="$origin" bs=1M count=$(( size_bytes >> 20 )) \
+       iflag=fullblock status=none
+    dd if="$origin" of="$ceiling" bs=1M status=none
+fi
 sync
-pin_files "$origin" "$ceiling"
 if can_drop_caches; then
     cache_note="caches dropped between runs (origin and ceiling copy kept in memory)"
 else
@@ -180,19 +204,28 @@ start_server ()
     esac
 }
 
+# The cow filter's overlay, a deleted file, through its server's
+# descriptor.
+cow_overlay_fd ()
+{
+    local fd link
+    for fd in /proc/"$(cat "$pidf")"/fd/*; do
+        link=$(readlink "$fd" 2>/dev/null) || continue
+        case "$link" in
+            "$W/cowtmp/"*) echo "$fd"; return 0 ;;
+        esac
+    done
+}
+
 # Prints the overlay's bytes on disk, then stops the server.
 stop_server ()
 {
-    local srv=$1 bytes=- fd link
+    local srv=$1 bytes=- fd
     if [ "$srv" = cow ]; then
-        for fd in /proc/"$(cat "$pidf")"/fd/*; do
-            link=$(readlink "$fd" 2>/dev/null) || continue
-            case "$link" in
-                "$W/cowtmp/"*) bytes=$(stat -L -c '%b %B' "$fd" |
-                                       awk '{ print $1 * $2 }') ;;
-            esac
-        done
+        fd=$(cow_overlay_fd)
+        [ -z "$fd" ] || bytes=$(stat -L -c '%b %B' "$fd" | awk '{ print $1 * $2 }')
     fi
+    unpin_overlay
     stop_pid "$pidf"
     [ -n "$overlay_file" ] && bytes=$(disk_bytes "$overlay_file")
     echo "$bytes"
@@ -219,6 +252,7 @@ title ()
 {
     case "$1" in
         first-touch) echo "first-touch 4K random writes ($blocks64k writes, one in each 64K block, random order)" ;;
+        first-flush) echo "first-touch 4K random writes, a flush after every 16th (the same $blocks64k writes)" ;;
         steady) echo "steady 4K random writes (first $(( region >> 20 )) MiB, pre-written)" ;;
         flush) echo "steady 4K random writes, a flush after every 16th ($flush_writes writes)" ;;
         seq-write) echo "1M sequential writes (the whole disk, fresh overlay)" ;;
@@ -236,9 +270,10 @@ unit ()
     esac
 }
 
-# prepare WORKLOAD: bring a fresh overlay to the state the workload
-# starts from.  Flushed at the end and written back, so that the
-# measured run pays for none of it.
+# prepare WORKLOAD SERVER: bring a fresh overlay to the state the
+# workload starts from.  Flushed at the end and written back, so that
+# the measured run pays for none of it; its pages are then pinned as the
+# ceiling's are (common.sh, pin_overlay).
 prepare ()
 {
     case "$1" in
@@ -249,6 +284,11 @@ prepare ()
             run_fio "$W/pre.json" "$sock" --rw=write:64k --bs=64k \
                     --iodepth=$IODEPTH --end_fsync=1 ;;
         *) return 0 ;;
+    esac
+    case "$2" in
+        ceiling) ;;
+        cow) pin_overlay "$(cow_overlay_fd)" ;;
+        *) pin_overlay "$overlay_file" ;;
     esac
     sync
 }
@@ -265,6 +305,9 @@ measure ()
         steady)
             run_fio "$2" "$sock" "${common[@]}" "${timed[@]}" --rw=randwrite \
                     --bs=4k --size="$region" --norandommap --randrepeat=0 ;;
+        first-flush)
+            run_fio "$2" "$sock" "${common[@]}" --read_iolog="$W/first-flush.$3.log" \
+                    --replay_no_stall=1 ;;
         flush)
             run_fio "$2" "$sock" "${common[@]}" --read_iolog="$W/flush.$3.log" \
                     --replay_no_stall=1 ;;
@@ -280,6 +323,12 @@ measure ()
                     --bs=4k --size="$region" --norandommap --randrepeat=0 \
                     --numjobs=4 --group_reporting ;;
     esac
+}
+
+# The workloads that send flushes, whose syncs per flush are counted.
+has_flushes ()
+{
+    case "$1" in flush|first-flush) return 0 ;; *) return 1 ;; esac
 }
 
 direction ()
@@ -328,6 +377,7 @@ for se in "${sessions[@]}"; do
     for (( rep = 1; rep <= repeat; rep++ )); do
         case "$se" in
             first-touch) make_first_touch_log "$W/first-touch.$rep.log" "$rep" "$size_bytes" ;;
+            first-flush) make_first_touch_log "$W/first-flush.$rep.log" "$rep" "$size_bytes" 16 ;;
             flush) make_flush_log "$W/flush.$rep.log" "$rep" ;;
         esac
         # Servers take turns within a repetition, so that a change in
@@ -336,12 +386,12 @@ for se in "${sessions[@]}"; do
             run=$(( run + 1 ))
             bench_log "[$run/$nstarts] $(echo $sw) on $s, run $rep"
             start_server "$s"
-            prepare "${sw%%$'\n'*}"
+            prepare "${sw%%$'\n'*}" "$s"
             lines=()
             for w in $sw; do
                 out=$W/$w.$s.$rep.json
                 syncs=- flushes=-
-                if [ "$w" = flush ] && [ $sync_counter = 1 ]; then
+                if has_flushes "$w" && [ $sync_counter = 1 ]; then
                     count_syncs_start "$(cat "$pidf")" "$W/perf.out"
                     measure "$w" "$out" "$rep"
                     count_syncs_stop
@@ -383,8 +433,8 @@ col ()
 for w in ${workloads//,/ }; do
     for s in ${servers//,/ }; do
         spf=-
-        if [ "$w" = flush ]; then
-            spf=$(awk -F'\t' -v s="$s" '$1 == "flush" && $2 == s && $7 != "-" && $8 > 0 { print $7 / $8 }' \
+        if has_flushes "$w"; then
+            spf=$(awk -F'\t' -v w="$w" -v s="$s" '$1 == w && $2 == s && $7 != "-" && $8 > 0 { print $7 / $8 }' \
                       "$results" | median)
         fi
         printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$s" "$(col "$w" "$s" 4)" \
