@@ -81,20 +81,6 @@ report_shared_new_chunk (struct cow_store *s, uint64_t last_area,
   return r;
 }
 
-/* The rules of record_faults that need no table, for the bulk load:
- * a record that breaks one sends the load back to the walk that checks
- * each record with record_faults, which then names the fault.  (The
- * duplicate old chunks that the table finds are table_bulk_end's.)
- */
-static bool
-plain_record (const struct cow_store *s, const struct record_geometry *g,
-              const struct core_exception *e)
-{
-  return !cow_is_metadata_chunk (g->E, e->new_chunk) &&
-    e->new_chunk < g->dev_chunks &&
-    e->old_chunk < record_old_chunk_bound (g);
-}
-
 /* Areas asked for ahead of the walk.  They lie an area's data chunks
  * apart, so the kernel's readahead, which follows sequential reads,
  * never fetches the next one: from a cold page cache, each read would
@@ -189,7 +175,11 @@ walk_areas (struct cow_store *s, struct seen_bits *seen, bool bulk)
       if (e.new_chunk == 0)
         break;
       if (bulk) {
-        if (!plain_record (s, &g, &e)) {
+        /* A record that breaks a rule sends the load back to the
+         * walk that checks each one with record_faults and names the
+         * fault.
+         */
+        if (record_geometry_faults (&g, &e) != 0) {
           r = -EAGAIN;
           goto out;
         }

@@ -20,8 +20,8 @@ record_old_chunk_bound (const struct record_geometry *g)
 }
 
 unsigned
-record_faults (const struct record_geometry *g, const struct cow_table *t,
-               const struct core_exception *e, chunk_t *other)
+record_geometry_faults (const struct record_geometry *g,
+                        const struct core_exception *e)
 {
   unsigned faults = 0;
 
@@ -32,6 +32,15 @@ record_faults (const struct record_geometry *g, const struct cow_table *t,
   if (e->old_chunk >= record_old_chunk_bound (g))
     faults |= g->origin_chunks ? RECORD_OLD_PAST_ORIGIN
       : RECORD_OLD_PAST_LIMIT;
+  return faults;
+}
+
+unsigned
+record_faults (const struct record_geometry *g, const struct cow_table *t,
+               const struct core_exception *e, chunk_t *other)
+{
+  unsigned faults = record_geometry_faults (g, e);
+
   if (e->old_chunk < record_chunk_limit (g->chunk_bytes) &&
       table_lookup (t, e->old_chunk, other))
     faults |= RECORD_OLD_DUPLICATE;

@@ -55,10 +55,19 @@ record_chunk_limit (uint64_t chunk_bytes)
  */
 extern chunk_t record_old_chunk_bound (const struct record_geometry *g);
 
-/* The rules record e breaks (0 if none).  t holds the records before
- * it; if another has the same old_chunk, *other is set to its
- * new_chunk.  A record with an old_chunk past the bound is not looked
- * up, and must not be inserted into t.
+/* The rules record e breaks that need no other record: all but
+ * RECORD_OLD_DUPLICATE (0 if none).  A bulk load (table_bulk_add) takes
+ * the records that break none, and leaves the duplicates to
+ * table_bulk_end.
+ */
+extern unsigned record_geometry_faults (const struct record_geometry *g,
+                                        const struct core_exception *e);
+
+/* The rules record e breaks (0 if none): record_geometry_faults, and
+ * RECORD_OLD_DUPLICATE.  t holds the records before it; if another has
+ * the same old_chunk, *other is set to its new_chunk.  A record with an
+ * old_chunk past the bound is not looked up, and must not be inserted
+ * into t.
  */
 extern unsigned record_faults (const struct record_geometry *g,
                                const struct cow_table *t,
