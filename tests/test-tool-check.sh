@@ -41,6 +41,50 @@ grep -x "error: area 0 record 3: duplicate old_chunk 10 (already mapped to new_c
 grep -x "error: area 0 record 4: new_chunk 2 is also used by area 0 record 0" "$d/out"
 grep -x "$d/bad.cow: 6 records in 1 area, chunk size 4096: 4 errors, 0 warnings" "$d/out"
 
+# Duplicate old chunks and nothing else wrong in the records, over 3
+# areas: found only at the end of the bulk load, so the check walks the
+# store again one record at a time.  Each is named at its record, and
+# nothing is said or counted twice (the whole output is compared).
+recs=$($PYTHON -c '
+dc = lambda i: 2 + i + i // 256         # the i-th data chunk, 4K chunks
+r = [[i, dc(i)] for i in range(600)]
+r[300][0] = 7                           # area 1 record 44
+r[550][0] = 100                         # area 2 record 38
+print(",".join("%d:%d" % (o, n) for o, n in r))')
+$PYTHON "$abs_srcdir/tool-store.py" build "$d/dup.cow" 4096 4194304 "$recs" \
+    stray-after-terminator
+check_store 1 "$d/dup.cow"
+cat > "$d/expected" <<EOF
+error: area 1 record 44: duplicate old_chunk 7 (already mapped to new_chunk 9)
+error: area 2 record 38: duplicate old_chunk 100 (already mapped to new_chunk 102)
+warning: area 2: bytes after the terminator (record 88) are not zero; the kernel ignores them
+$d/dup.cow: 600 records in 3 areas, chunk size 4096: 2 errors, 1 warning
+EOF
+grep -v "^+" "$d/out" | diff -u "$d/expected" -   # less the shell trace
+
+# More table entries than the sample of areas predicts (presize.c reads
+# areas 0, 10, 20, 30 and 40 of 41, consecutive here, the rest random):
+# the bulk load ends early and the rest are checked one by one, and a
+# duplicate past that point is named at its record.  512-byte chunks, 32
+# records an area.
+recs=$($PYTHON -c '
+import random
+E = 32
+n = 40 * E + 10
+rnd = iter(random.Random(7).sample(range(n, 100 * n), n))
+olds = [i if i // E in (0, 10, 20, 30, 40) else next(rnd) for i in range(n)]
+olds[35 * E + 3] = olds[12 * E + 9]
+print(",".join("%d:%d" % (o, 2 + i + i // E) for i, o in enumerate(olds)))')
+$PYTHON "$abs_srcdir/tool-store.py" build "$d/grow.cow" 512 $(( 1400 * 512 )) \
+    "$recs"
+check_store 1 "$d/grow.cow"
+dup_old=$(echo "$recs" | tr , '\n' | sed -n $(( 35 * 32 + 4 ))p | cut -d: -f1)
+cat > "$d/expected" <<EOF
+error: area 35 record 3: duplicate old_chunk $dup_old (already mapped to new_chunk $(( 2 + 12 * 32 + 9 + 12 )))
+$d/grow.cow: 1290 records in 41 areas, chunk size 512: 1 error, 0 warnings
+EOF
+grep -v "^+" "$d/out" | diff -u "$d/expected" -
+
 # Counts of one are singular.
 $PYTHON "$abs_srcdir/tool-store.py" build "$d/one.cow" 4096 1048576 5:2
 check_store 0 "$d/one.cow"
