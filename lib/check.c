@@ -154,13 +154,22 @@ check_strays (struct checker *c, uint8_t *buf, uint64_t current_area)
 static void
 count_leaked (struct checker *c, const struct seen_bits *seen)
 {
-  uint64_t leaked = 0;
-  chunk_t ch, first = 0;
+  uint64_t leaked = 0, area;
+  chunk_t ch, end, first = 0;
 
-  for (ch = 2; ch < c->sum->next_free && ch < c->dev_chunks; ch++)
-    if (!cow_is_metadata_chunk (c->E, ch) && !seen_bits_test (seen, ch) &&
-        leaked++ == 0)
-      first = ch;
+  end = c->sum->next_free < c->dev_chunks ? c->sum->next_free
+    : c->dev_chunks;
+  /* The data chunks of each area follow it: no division per chunk (a
+   * tenth of the check's time at 10^7 records).
+   */
+  for (area = 0; cow_area_location (c->E, area) + 1 < end; area++) {
+    chunk_t from = cow_area_location (c->E, area) + 1;
+    chunk_t to = end - from > c->E ? from + c->E : end;
+
+    for (ch = from; ch < to; ch++)
+      if (!seen_bits_test (seen, ch) && leaked++ == 0)
+        first = ch;
+  }
   if (leaked)
     problem (c, COW_PROBLEM_WARNING, "%" PRIu64 " data chunk(s) below the "
              "next free chunk are used by no record (the first is chunk %"
