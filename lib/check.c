@@ -159,8 +159,8 @@ count_leaked (struct checker *c, const struct seen_bits *seen)
 
   end = c->sum->next_free < c->dev_chunks ? c->sum->next_free
     : c->dev_chunks;
-  /* The data chunks of each area follow it: no division per chunk (a
-   * tenth of the check's time at 10^7 records).
+  /* The data chunks of each area follow it: no division per chunk of
+   * the device to find the areas.
    */
   for (area = 0; cow_area_location (c->E, area) + 1 < end; area++) {
     chunk_t from = cow_area_location (c->E, area) + 1;
@@ -239,8 +239,8 @@ end_bulk (struct table_bulk *b, bool *bulk)
  * the first problem (or warning) is reported, and a duplicate it then
  * finds, or a record that breaks a rule, gives -EAGAIN with nothing
  * said and the table empty: walk again without, which reports each
- * problem at its record.  A store with none is checked in bulk whole,
- * 6x faster at 10^7 random records.
+ * problem at its record.  A store with none is checked in bulk whole:
+ * 0.4-0.5 s of CPU instead of 3 s for 10^7 random records.
  */
 static int
 walk_areas (struct checker *c, uint8_t *buf, struct walk *w, bool bulk)
