@@ -55,15 +55,22 @@ struct origin_store {
 struct deferred;
 struct origin_defer {
   pthread_mutex_t lock;
-  pthread_cond_t queued;        /* an entry was queued, or stop */
-  pthread_cond_t retired;       /* entries were written, or an error */
+  pthread_cond_t queued;        /* an entry was queued, a waiter came, or
+                                 * stop */
+  pthread_cond_t retired;       /* entries were written, or a commit
+                                 * failed */
   struct deferred *head, *tail; /* FIFO, oldest first */
   uint64_t next_seq;            /* of the next entry queued */
   uint64_t retired_seq;         /* every entry before it is written */
   uint64_t bytes;               /* of data queued */
   size_t entries;
   unsigned waiters;             /* threads waiting for entries to go */
-  int error;                    /* sticky: a batch could not be written */
+  int failed;                   /* sticky: the queue can never be written */
+  int commit_error;             /* the last commit failed; tried again */
+  uint64_t commit_failures;     /* commits failed so far */
+  bool retry_asked;             /* a waiter came after the failure */
+  int write_error;              /* a write into the origin failed: told
+                                 * to the next flush */
   bool stop;
   bool started;
   pthread_t thread;
@@ -158,20 +165,26 @@ extern bool store_all_durable (struct cow_store *s);
 
 /* origin-defer.c */
 extern void defer_init (struct origin_defer *d);
-/* Write every queued entry into the origin, then stop the applier. */
+/* Write every queued entry into the origin (unless it never can be),
+ * then stop the applier.
+ */
 extern void defer_stop (struct cow_origin *o);
 /* Called after origin_copy with the locks held.  If need_commit, or if
  * the range overlaps a queued write, queue the write (copying buf) and
  * set *deferred; else leave the write to the caller.  Returns the
- * sticky error of a failed batch, or -ENOMEM.
+ * error that keeps the queue from the origin, or that of a commit that
+ * failed while the writer waited for room, or -ENOMEM.
  */
 extern int defer_write (struct cow_origin *o, const char *buf,
                         uint32_t count, uint64_t offset, bool need_commit,
                         bool *deferred);
-/* Wait until every write queued so far is in the origin; or only if
- * the range overlaps one.  Return the sticky error, if any.
+/* Wait until every write queued so far is in the origin, and return
+ * (once) the error of a write into the origin that failed meanwhile.
  */
-extern int defer_drain (struct cow_origin *o);
+extern int defer_flush (struct cow_origin *o);
+/* Wait until the queued writes that overlap the range are in the
+ * origin: 0 at once if none does.
+ */
 extern int defer_drain_overlap (struct cow_origin *o, uint64_t offset,
                                 uint64_t count);
 /* Read the origin with the queued writes over it. */

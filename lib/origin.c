@@ -363,7 +363,7 @@ cow_origin_flush (struct cow_origin *o)
 
   /* Every write completed before the flush is in the origin first. */
   if (o->defer_writes) {
-    r = defer_drain (o);
+    r = defer_flush (o);
     if (r < 0)
       return r;
   }
@@ -405,9 +405,13 @@ cow_origin_extents (struct cow_origin *o, uint32_t count, uint64_t offset,
 {
   int r = check_range (o, count, offset);
 
-  /* A queued write over a hole is not data in the origin yet. */
-  if (r == 0 && o->defer_writes)
-    r = defer_drain_overlap (o, offset, count);
+  /* A queued write over a hole is not data in the origin yet.  If it
+   * cannot be written, the range is data: block status may say so of
+   * any range.
+   */
+  if (r == 0 && o->defer_writes && count > 0 &&
+      defer_drain_overlap (o, offset, count) < 0)
+    return add (opaque, offset, count, false);
   if (r == 0 && o->io->ops->extent == NULL && count > 0)
     return add (opaque, offset, count, false);
   while (r == 0 && count > 0) {

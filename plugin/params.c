@@ -260,6 +260,18 @@ params_config_complete (void)
                   params.origin_writes);
     return -1;
   }
+  /* commit=copy asks for the kernel's timing, which deferred origin
+   * writes are not: it makes them synchronous, and says so if both
+   * were asked for.
+   */
+  if (params.commit_each_copy && params.origin_writes &&
+      !params.origin_writes_sync) {
+    nbdkit_error ("origin-writes=deferred: not with commit=copy, which "
+                  "makes every copy durable before its write returns");
+    return -1;
+  }
+  if (params.commit_each_copy)
+    params.origin_writes_sync = true;
   /* An origin write must not find a store gone invalid by a snapshot
    * write's overflow while it skips the store: one policy, on-full=.
    */

@@ -47,6 +47,8 @@ refused "origin-writes=synchronous: only for mode=origin" \
             $P $d/origin cow=$d/a origin-writes=synchronous
 refused "origin-writes=deferred: only for mode=origin" \
             $P $d/origin cow=$d/a mode=merge origin-writes=deferred
+refused "origin-writes=deferred: not with commit=copy, which makes every copy durable before its write returns" \
+            $P $d/origin cow=$d/a mode=origin origin-writes=deferred commit=copy
 refused "cow=: the store needs a file name" \
             $P $d/origin mode=origin cow=$d/a cow=
 refused "cow=$d/b: a second store needs mode=origin (mode=snapshot serves one snapshot)" \
