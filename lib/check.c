@@ -185,7 +185,7 @@ static void
 report_shared (struct checker *c, uint64_t last_area, const chunk_t *dups,
                size_t n)
 {
-  struct seen_list seen = { NULL };
+  struct seen_list seen = { .v = NULL };
   char msg[256];
   int r;
 
