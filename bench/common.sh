@@ -224,16 +224,32 @@ def address(m, path, size):
                 return a
     return None
 
-def missing(m, path, size):
-    # Pages of the mapping not in the page cache (mincore).
-    a = address(m, path, size)
+def data_ranges(fd, size):
+    # The data of the file, page-aligned: the holes of a grown store need no pin.
+    off = 0
+    while off < size:
+        try:
+            start = os.lseek(fd, off, os.SEEK_DATA)
+        except OSError:
+            return
+        end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
+        start -= start % PAGE
+        yield start, end
+        off = end
+
+def missing(m, path, ranges):
+    # Pages of the ranges not in the page cache (mincore).
+    a = address(m, path, len(m))
     if a is None:
         return -1
-    n = (size + PAGE - 1) // PAGE
-    vec = ctypes.create_string_buffer(n)
-    if libc.mincore(ctypes.c_void_p(a), ctypes.c_size_t(size), vec) != 0:
-        return -1
-    return sum(1 for c in vec.raw if not c & 1)
+    lost = 0
+    for start, end in ranges:
+        n = (end - start + PAGE - 1) // PAGE
+        vec = ctypes.create_string_buffer(n)
+        if libc.mincore(ctypes.c_void_p(a + start), ctypes.c_size_t(end - start), vec) != 0:
+            return -1
+        lost += sum(1 for c in vec.raw if not c & 1)
+    return lost
 
 maps = []
 report = []
@@ -263,9 +279,11 @@ while args:
     else:
         fd = os.open(path, os.O_RDONLY)
         m = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
-        lost = missing(m, path, len(m))
-        for off in range(0, len(m), PAGE):
-            m[off]
+        ranges = list(data_ranges(fd, len(m)))
+        lost = missing(m, path, ranges)
+        for start, end in ranges:
+            for off in range(start, end, PAGE):
+                m[off]
     maps.append(m)
     report.append("%s %d" % (path, lost * PAGE // MIB if lost > 0 else lost))
 with open(sys.argv[1] + ".tmp", "w") as f:
