@@ -186,18 +186,20 @@ fio_figure ()
 # clean pages, and a 4K write into an evicted page makes a 4K folio,
 # cheaper than a write into the large folio it replaces (run.sh): a
 # server's figure would then depend on the neighbours' timing.  The
-# ceiling's copy is pinned throughout, so every server is alike.
+# ceiling's copy, dropped from the cache before a write run, is pinned
+# likewise after its prepare, its cached pages only (--resident).
 PIN_PID=
 OVERLAY_PIN_PID=
 
-# pin_start READY [--make SRC BYTES] FILE...: sets PINNED to the pid of
+# pin_start READY [--make SRC BYTES | --resident] FILE...: sets PINNED to the pid of
 # a process that maps each FILE and touches every page, or to nothing
 # without python3 or when it cannot map them.  With --make, the next
 # FILE is first made from the first BYTES of SRC with 1M writes, each
 # mapped and touched at once: another process's sync and drop_caches
 # could otherwise evict it half-made, and the pin would fault the
 # missing pages back in as other folios than a 1M write makes (run.sh).
-# READY then holds, per FILE, the MiB that were not in the page cache
+# With --resident, only the pages of the next FILE that are in the cache
+# are pinned.  READY then holds, per FILE, the MiB that were not in the page cache
 # when it was pinned (0 when the pin keeps exactly what was there).
 pin_start ()
 {
@@ -256,8 +258,11 @@ report = []
 args = sys.argv[2:]
 while args:
     src = None
+    resident = False
     if args[0] == "--make":
         src, nbytes, args = args[1], int(args[2]), args[3:]
+    elif args[0] == "--resident":
+        resident, args = True, args[1:]
     path, args = args[0], args[1:]
     if src is not None:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -280,10 +285,21 @@ while args:
         fd = os.open(path, os.O_RDONLY)
         m = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
         ranges = list(data_ranges(fd, len(m)))
-        lost = missing(m, path, ranges)
-        for start, end in ranges:
-            for off in range(start, end, PAGE):
+        if resident:
+            # Only the pages in the cache, found with mincore.
+            lost, a, keep = 0, address(m, path, len(m)), []
+            for start, end in ranges:
+                vec = ctypes.create_string_buffer((end - start + PAGE - 1) // PAGE)
+                if a is None or libc.mincore(ctypes.c_void_p(a + start), ctypes.c_size_t(end - start), vec) != 0:
+                    break
+                keep += [start + i * PAGE for i, c in enumerate(vec.raw) if c & 1]
+            for off in keep:
                 m[off]
+        else:
+            lost = missing(m, path, ranges)
+            for start, end in ranges:
+                for off in range(start, end, PAGE):
+                    m[off]
     maps.append(m)
     report.append("%s %d" % (path, lost * PAGE // MIB if lost > 0 else lost))
 with open(sys.argv[1] + ".tmp", "w") as f:

@@ -109,11 +109,13 @@ fi
 
 BENCH_WORK=$(bench_workdir "$parent")
 W=$BENCH_WORK
+CEILING_PIN_PID=
 cleanup ()
 {
     local p
     set +e
     unpin_overlay
+    pin_stop "$CEILING_PIN_PID"
     for p in "$W"/*.pid; do [ -e "$p" ] && stop_pid "$p"; done
     unpin_files
     rm -rf "$W"
@@ -136,35 +138,49 @@ sock=$W/server.sock
 pidf=$W/server.pid
 
 bench_log "work directory $W; making a $size origin of random data"
-# The origin and the ceiling's copy are made with 1M writes, each page
-# pinned as soon as written (common.sh, pin_start --make), so that the
-# ceiling's page cache is in the state of a freshly written overlay.
-# The page cache's folio size follows the write that makes a page: on
-# kernels whose ext4 has large folios (6.x since about 6.11; Debian 12's
-# 6.1 has none), a 1M write at a 1M boundary makes a 1M folio, cp's
-# splice 64K ones, an mmap fault's read-around up to 2M ones.  A later
-# 4K write into a cached page walks and dirties every buffer of its
-# folio (ext4_block_write_begin, mark_buffer_dirty), so it costs more
-# the bigger the folio.  On the 6.18 test machine nbdkit's file plugin
-# spent, per steady 4K write, about 7 us of CPU in 4K folios, 9 us in
-# 64K ones, 13.5 us in 1M ones and 23 us in 2M ones.  The overlays'
-# pages are made by the prepare's 1M writes into a new file (snapcow's
-# store at 16K chunks gets folios of 512K and less, its chunks not
-# being 1M-aligned in the file; qcow2's likewise): a ceiling copied with
-# cp, or faulted back in by the pin after a drop, won or lost by its
-# cache alone.  The prepare then overwrites the ceiling's pages in place,
-# keeping their size.
-pin_files --make /dev/urandom "$size_bytes" "$origin" \
-          --make "$origin" "$size_bytes" "$ceiling"
+# The page cache of the ceiling's copy.  Its folio size follows the
+# write that made a page: on kernels whose ext4 has large folios (6.x
+# since about 6.11; Debian 12's 6.1 has none), a 1M write at a 1M
+# boundary makes a 1M folio, cp's splice 64K ones, an mmap fault's
+# read-around up to 2M ones.  A later 4K write into a cached page walks
+# and dirties every buffer of its folio (ext4_block_write_begin,
+# mark_buffer_dirty), so it costs more the bigger the folio: on the 6.18
+# test machine nbdkit's file plugin spent, per steady 4K write, about
+# 7 us of CPU in 4K folios, 9 us in 64K ones, 13.5 us in 1M ones and
+# 23 us in 2M ones.  A copy made by cp and kept in memory for the whole
+# run thus won or lost by its cache alone.  So every server starts a
+# write workload as an overlay does, with none of its file's pages in
+# the cache: the ceiling's copy is dropped from the cache before each of
+# its write runs (ceiling_cold), and the prepare's or the run's own
+# writes make its folios, as they make the overlays'.  (Its blocks stay
+# allocated: that is what a copy has over an overlay.)  For the read
+# workloads the copy plays the origin's part, and is kept in memory
+# like the origin: both are made with 1M writes, each page pinned as
+# soon as written (common.sh, pin_start --make).
+pin_files --make /dev/urandom "$size_bytes" "$origin"
 if [ -z "$PIN_PID" ]; then
     # No python3: the same writes, unpinned.
     dd if=/dev/urandom of="$origin" bs=1M count=$(( size_bytes >> 20 )) \
        iflag=fullblock status=none
-    dd if="$origin" of="$ceiling" bs=1M status=none
 fi
+dd if="$origin" of="$ceiling" bs=1M status=none
 sync
+ceiling_cold ()
+{
+    pin_stop "$CEILING_PIN_PID"
+    CEILING_PIN_PID=
+    sync "$ceiling"
+    dd if="$ceiling" iflag=nocache count=0 status=none
+}
+ceiling_warm ()
+{
+    [ -z "$CEILING_PIN_PID" ] || return 0
+    pin_start "$W/pin-ceiling.ready" --make "$origin" "$size_bytes" "$ceiling"
+    CEILING_PIN_PID=$PINNED
+    sync "$ceiling"
+}
 if can_drop_caches; then
-    cache_note="caches dropped between runs (origin and ceiling copy kept in memory)"
+    cache_note="caches dropped between runs (origin kept in memory; the ceiling's copy too for the reads, never for the writes)"
 else
     cache_note="page cache synced between runs; not dropped (needs root and python3)"
 fi
@@ -286,7 +302,7 @@ prepare ()
         *) return 0 ;;
     esac
     case "$2" in
-        ceiling) ;;
+        ceiling) [ -n "$CEILING_PIN_PID" ] || pin_overlay --resident "$ceiling" ;;
         cow) pin_overlay "$(cow_overlay_fd)" ;;
         *) pin_overlay "$overlay_file" ;;
     esac
@@ -385,6 +401,9 @@ for se in "${sessions[@]}"; do
         for s in ${servers//,/ }; do
             run=$(( run + 1 ))
             bench_log "[$run/$nstarts] $(echo $sw) on $s, run $rep"
+            if [ "$s" = ceiling ]; then
+                if [ "$se" = reads ]; then ceiling_warm; else ceiling_cold; fi
+            fi
             start_server "$s"
             prepare "${sw%%$'\n'*}" "$s"
             lines=()
