@@ -7,7 +7,8 @@
 #
 # First overwrites of origin chunks, with 0 snapshots (nbdkit's file
 # plugin on the origin: the same writes with nothing to copy), 1 and 4
-# (snapcow mode=origin with one and four cow=), 4K random and 1M
+# (snapcow mode=origin with one and four cow=), and 1 again with
+# origin-writes=synchronous (the kernel's timing), 4K random and 1M
 # sequential; and `snapcow merge` against dd copying the same number of
 # bytes from the store into a copy of the origin.  Medians of the
 # repetitions; servers and copies take turns within a repetition.  The
@@ -122,9 +123,13 @@ load_start=$(loadavg)
 # The origin is written in place by every run; its contents do not
 # change what a write costs, so one file serves all runs, and only the
 # stores are new each time.
+# start_config N: N snapshots; "1s" is one snapshot with
+# origin-writes=synchronous (the kernel's timing: each origin write
+# waits for its copy's commit), for comparison with the default.
 start_config ()
 {
-    local n=$1 i cows=()
+    local n=${1%s} i cows=() writes=deferred
+    [ "$1" = "$n" ] || writes=synchronous
     rm -f "$W"/snap*.cow
     if [ "$n" = 0 ]; then
         start_nbdkit "$sock" "$pidf" file file="$origin"
@@ -132,7 +137,7 @@ start_config ()
     fi
     for (( i = 1; i <= n; i++ )); do cows+=(cow="$W/snap$i.cow"); done
     start_nbdkit "$sock" "$pidf" "$SNAPCOW_PLUGIN" "$origin" mode=origin \
-                 "${cows[@]}" chunk-size="$chunk"
+                 "${cows[@]}" chunk-size="$chunk" origin-writes=$writes
 }
 
 # Stops the server; prints the stores' bytes on disk.
@@ -157,7 +162,7 @@ origin_workloads="rand4k seq1m"
 for w in $origin_workloads; do
     for (( rep = 1; rep <= repeat; rep++ )); do
         [ $w = rand4k ] && make_first_touch_log "$W/ft.$rep.log" "$rep" "$size_bytes"
-        for n in 0 1 4; do
+        for n in 0 1 4 1s; do
             bench_log "$w, $n snapshot(s), run $rep"
             start_config "$n"
             out=$W/$w.$n.$rep.json
@@ -291,12 +296,13 @@ echo "| workload | snapshots | IOPS or MiB/s | p99 ms | ratio | target | stores 
 echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 for w in $origin_workloads; do
     v0=$(med $w 0 4) v1=$(med $w 1 4) v4=$(med $w 4 4)
-    for n in 0 1 4; do
+    for n in 0 1 4 1s; do
         v=$(med $w $n 4)
         case $n in
             0) r=- t= target=- ;;
             1) r=$(ratio "$v1" "$v0") t=0.5 target="≥ 0.5 × 0 snapshots" ;;
             4) r=$(ratio "$v4" "$v1") t=0.7 target="≥ 0.7 × 1 snapshot" ;;
+            1s) r=$(ratio "$v" "$v0") t= target="none: the kernel's timing, × 0 snapshots" ;;
         esac
         if [ -n "$t" ]; then
             verdicts+=("$w, $n snapshot(s): $r, target $t: $(awk -v r="$r" -v t="$t" \
@@ -309,7 +315,7 @@ for w in $origin_workloads; do
         unit=$([ $w = rand4k ] && echo IOPS || echo MiB/s)
         fmtv=$(awk -v v="$v" -v u="$unit" 'BEGIN { if (u == "IOPS" && v >= 10000) printf "%.1fK IOPS", v / 1000;
                                                    else printf "%.0f %s", v, u }')
-        echo "| $label | $n | $fmtv | $(awk -v p="$(med $w $n 5)" 'BEGIN { printf "%.2f", p / 1e6 }') |" \
+        echo "| $label | ${n/1s/1, synchronous} | $fmtv | $(awk -v p="$(med $w $n 5)" 'BEGIN { printf "%.2f", p / 1e6 }') |" \
              "$r | ${target} | $(fmt_stores "$(med $w $n 6)") | $spw |"
     done
 done
@@ -344,7 +350,7 @@ if [ -n "$json" ]; then
       def median: sort | if length == 0 then null
                          elif length % 2 == 1 then .[length / 2 | floor]
                          else (.[length / 2 - 1] + .[length / 2]) / 2 end;
-      (rows($runs) | map({workload: .[0], snapshots: (.[1] | tonumber),
+      (rows($runs) | map({workload: .[0], snapshots: (.[1] | tonumber? // .),
                           rep: (.[2] | tonumber), value: (.[3] | num),
                           p99_ns: (.[4] | num), store_bytes: (.[5] | num),
                           syncs: (.[6] | num), writes: (.[7] | num)})) as $r
@@ -356,7 +362,8 @@ if [ -n "$json" ]; then
         origin_size: $size, chunk_size: $chunk, repeat: $repeat, elapsed_s: $elapsed,
         origin_writes: [ $r | map(.workload) | unique[] as $w
           | { workload: $w, unit: (if $w == "rand4k" then "IOPS" else "MiB/s" end),
-              median: { "0": med($w; 0), "1": med($w; 1), "4": med($w; 4) },
+              median: { "0": med($w; 0), "1": med($w; 1), "4": med($w; 4),
+                        "1 synchronous": med($w; "1s") },
               ratio_1_to_0: div(med($w; 1); med($w; 0)),
               ratio_4_to_1: div(med($w; 4); med($w; 1)),
               runs: [ $r[] | select(.workload == $w) ] } ],
