@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "area-readahead.h"
 #include "cleanup.h"
 #include "format.h"
 #include "record-rules.h"
@@ -210,38 +211,6 @@ compare_chunks (const void *a, const void *b)
   return x < y ? -1 : x > y;
 }
 
-/* Areas asked for ahead of the walk (posix_fadvise WILLNEED), 4 MiB of
- * them: 256 of 4K chunks, 16 of 512K.  They lie an area's data apart,
- * so the kernel's readahead, which follows sequential reads, never
- * fetches the next one, and from a cold page cache each read waited
- * for the disk in turn: 3.9 s for 10^7 records at 4K, against the
- * server's 0.6-1.0 s (load.c asks ahead the same way).
- */
-#define AHEAD_BYTES (UINT64_C (4) << 20)
-#define AHEAD_MIN_AREAS 16
-#define AHEAD_MAX_AREAS 256
-
-/* Before area is read: ask for the one that many areas further on, and
- * at the first area for all of them up to there.  Only advice: errors
- * are ignored.
- */
-static void
-read_ahead (struct checker *c, uint64_t area)
-{
-  uint64_t n = AHEAD_BYTES / c->chunk_bytes, a;
-
-  if (c->cow->ops->cache == NULL)
-    return;
-  if (n < AHEAD_MIN_AREAS)
-    n = AHEAD_MIN_AREAS;
-  else if (n > AHEAD_MAX_AREAS)
-    n = AHEAD_MAX_AREAS;
-  for (a = area > 0 ? area + n : 0;
-       a <= area + n && cow_area_location (c->E, a) < c->dev_chunks; a++)
-    c->cow->ops->cache (c->cow, cow_area_location (c->E, a) * c->chunk_bytes,
-                        c->chunk_bytes);
-}
-
 /* What a walk of the areas gathers. */
 struct walk {
   struct cow_table t;           /* the old chunks, for duplicates */
@@ -300,7 +269,7 @@ walk_areas (struct checker *c, uint8_t *buf, struct walk *w, bool bulk)
                area, loc, c->dev_chunks);
       break;
     }
-    read_ahead (c, area);
+    areas_read_ahead (c->cow, c->E, c->chunk_bytes, c->dev_chunks, area);
     r = cow_io_pread (c->cow, buf, c->chunk_bytes, loc * c->chunk_bytes);
     if (r < 0) {
       int err = r;

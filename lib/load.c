@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "area-readahead.h"
 #include "record-rules.h"
 #include "seen.h"
 #include "store-internal.h"
@@ -81,38 +82,6 @@ report_shared_new_chunk (struct cow_store *s, uint64_t last_area,
   return r;
 }
 
-/* Areas asked for ahead of the walk.  They lie an area's data chunks
- * apart, so the kernel's readahead, which follows sequential reads,
- * never fetches the next one: from a cold page cache, each read would
- * wait for the disk in turn (39,063 of them for 10^7 records at 4K).
- */
-#define CACHE_AHEAD_BYTES (UINT64_C (4) << 20)
-#define CACHE_AHEAD_MIN 16
-#define CACHE_AHEAD_MAX 256
-
-/* Before area is read: ask for the one that many areas further on (at
- * the first, for all those up to there): 256 areas of 4K chunks, 16 of
- * 512K.  Advice: errors are ignored.
- */
-static void
-cache_areas (struct cow_store *s, uint64_t area)
-{
-  uint32_t E = s->exceptions_per_area;
-  uint64_t ahead = CACHE_AHEAD_BYTES / s->chunk_bytes, a;
-
-  if (s->cow->ops->cache == NULL)
-    return;
-  ahead = ahead < CACHE_AHEAD_MIN ? CACHE_AHEAD_MIN
-    : ahead > CACHE_AHEAD_MAX ? CACHE_AHEAD_MAX : ahead;
-  for (a = area == 0 ? 0 : area + ahead; a <= area + ahead; a++) {
-    chunk_t loc = cow_area_location (E, a);
-
-    if (loc >= s->dev_chunks)
-      break;
-    s->cow->ops->cache (s->cow, chunk_offset (s, loc), s->chunk_bytes);
-  }
-}
-
 /* One walk of the areas, from the first: every record into the table
  * and its new_chunk into seen.  With bulk, the records go in by
  * table_bulk_add while they can; a record that breaks a rule, a store
@@ -151,7 +120,7 @@ walk_areas (struct cow_store *s, struct seen_bits *seen, bool bulk)
                          area, loc, s->dev_chunks);
       goto out;
     }
-    cache_areas (s, area);
+    areas_read_ahead (s->cow, E, s->chunk_bytes, s->dev_chunks, area);
     r = cow_io_pread (s->cow, s->area, s->chunk_bytes, chunk_offset (s, loc));
     if (r < 0) {
       r = store_error (s, -r, "cannot read area %" PRIu64 " at chunk %"
