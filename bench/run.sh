@@ -561,7 +561,7 @@ if [ -n "$json" ]; then
                             value: (.[3] | num), p99_ns: (.[4] | num),
                             disk_bytes: (.[5] | num), syncs: (.[6] | num),
                             flushes: (.[7] | num)})) as $runs
-      | def med($w; $s): ($sum[] | select(.w == $w and .s == $s) | .value);
+      | def med($w; $s): ([$sum[] | select(.w == $w and .s == $s) | .value] | first);
         def ratio($a; $b): if $a == null or $b == null or $b == 0 then null
                            else ($a / $b * 100 | round) / 100 end;
       { machine: $machine, load_average: {start: $load_start, end: $load_end},
