@@ -288,8 +288,9 @@ unit ()
 
 # prepare WORKLOAD SERVER: bring a fresh overlay to the state the
 # workload starts from.  Flushed at the end and written back, so that
-# the measured run pays for none of it; its pages are then pinned as the
-# ceiling's are (common.sh, pin_overlay).
+# the measured run pays for none of it; its pages are then pinned, so
+# that another process's drop_caches cannot change them (common.sh,
+# pin_overlay).
 prepare ()
 {
     case "$1" in
