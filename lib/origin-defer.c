@@ -286,14 +286,14 @@ applier_thread (void *arg)
       origin_message (o, COW_MSG_ERROR, "%zu origin writes (%" PRIu64
                       " bytes) that waited for their copies' commit will "
                       "not be written, and flushes fail from now on: %s",
-                      d->entries, d->bytes, cow_strerror (-r));
+                      (size_t) d->entries, d->bytes, cow_strerror (-r));
       d->failed = r;
     }
     else if (r < 0 && d->stop) {
       /* Closing: there is nobody left to try again for. */
       origin_message (o, COW_MSG_ERROR, "%zu origin writes (%" PRIu64
                       " bytes) that waited for their copies' commit are "
-                      "not written: %s", d->entries, d->bytes,
+                      "not written: %s", (size_t) d->entries, d->bytes,
                       cow_strerror (-r));
       d->failed = r;
     }
@@ -450,6 +450,11 @@ defer_pread (struct cow_origin *o, char *buf, uint32_t count,
   size_t n = 0;
   int r;
 
+  /* Nothing queued: every write retired is in the origin already, and
+   * one queued from now on is concurrent with this read.
+   */
+  if (d->entries == 0)
+    return cow_io_pread (o->io, buf, count, offset);
   pthread_mutex_lock (&d->lock);
   if (may_overlap (d, offset, count)) {
     for (const struct deferred *e = d->head; e != NULL; e = e->next)
@@ -491,12 +496,19 @@ defer_write (struct cow_origin *o, const char *buf, uint32_t count,
 {
   struct origin_defer *d = &o->defer;
   struct deferred *e;
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
   int r;
 
+  /* The common case, an overwrite of chunks every store holds durably
+   * with nothing queued, takes no lock: a write queued from now on is
+   * concurrent with this one.
+   */
   *deferred = false;
-  if (!need_commit && !may_overlap (d, offset, count))
+  if (!need_commit && d->entries == 0)
     return 0;                   /* the caller writes the origin now */
+
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&d->lock);
+  if (!need_commit && !may_overlap (d, offset, count))
+    return 0;
   if (d->failed)
     return d->failed;
   r = start_applier (o);

@@ -63,7 +63,8 @@ struct origin_defer {
   uint64_t next_seq;            /* of the next entry queued */
   uint64_t retired_seq;         /* every entry before it is written */
   uint64_t bytes;               /* of data queued */
-  size_t entries;
+  _Atomic size_t entries;       /* changed under the lock; read without
+                                 * it to skip the lock when it is 0 */
   unsigned waiters;             /* threads waiting for entries to go */
   int failed;                   /* sticky: the queue can never be written */
   int commit_error;             /* the last commit failed; tried again */
