@@ -282,18 +282,14 @@ applier_thread (void *arg)
       rw = apply_batch (o, first, last);
 
     pthread_mutex_lock (&d->lock);
-    if (r < 0 && failure_sticks (o, r)) {
+    /* A failure for good, or any when closing: there is nobody left
+     * to try again for.
+     */
+    if (r < 0 && (d->stop || failure_sticks (o, r))) {
       origin_message (o, COW_MSG_ERROR, "%zu origin writes (%" PRIu64
                       " bytes) that waited for their copies' commit will "
-                      "not be written, and flushes fail from now on: %s",
-                      (size_t) d->entries, d->bytes, cow_strerror (-r));
-      d->failed = r;
-    }
-    else if (r < 0 && d->stop) {
-      /* Closing: there is nobody left to try again for. */
-      origin_message (o, COW_MSG_ERROR, "%zu origin writes (%" PRIu64
-                      " bytes) that waited for their copies' commit are "
-                      "not written: %s", (size_t) d->entries, d->bytes,
+                      "not be written%s: %s", (size_t) d->entries, d->bytes,
+                      d->stop ? "" : ", and flushes fail from now on",
                       cow_strerror (-r));
       d->failed = r;
     }
