@@ -353,9 +353,9 @@ start_applier (struct cow_origin *o)
   return 0;
 }
 
-/* Called with d->lock held, in a loop waiting on d->retired while
- * `done` is false.  Stop waiting when the queue can never be written,
- * or when a commit failed since `failures` was read.
+/* Called with d->lock held, by a thread waiting on d->retired: the
+ * error that ends its wait, if the queue can never be written or a
+ * commit failed since it read `failures`; else 0.
  */
 static int
 wait_error (const struct origin_defer *d, uint64_t failures)
